@@ -1,0 +1,143 @@
+"""Configuration dataclasses for models and training, with validation and JSON round trips.
+
+Every checkpoint stores these as JSON; a model is rebuilt from its `ModelConfig` alone.
+Each field carries its help text (and choices or bounds) as dataclass metadata, which the
+command line and the app's Train form read, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range; the message names the field."""
+
+
+def _field(default: Any, help: str, choices: tuple | None = None,
+           low: float | None = None, high: float | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The VAE's architecture. Defaults are the AEVB paper's MNIST model (Kingma & Welling 2013, sec. 5)."""
+
+    architecture: str = _field("mlp", "mlp: one hidden layer per network, as in the paper; "
+                               "conv: a small convolutional VAE for 28x28 images",
+                               choices=("mlp", "conv"))
+    image_channels: int = _field(1, "channels of the input images", low=1, high=4)
+    image_height: int = _field(28, "height of the input images in pixels", low=4, high=256)
+    image_width: int = _field(28, "width of the input images in pixels", low=4, high=256)
+    latent_dim: int = _field(20, "size of z; the paper shows 2 to 200 (Fig. 2)", low=1, high=1024)
+    hidden_dim: int = _field(500, "hidden units in the encoder and the decoder (paper: 500 for MNIST)",
+                             low=1, high=8192)
+    activation: str = _field("tanh", "hidden non-linearity (paper: tanh)", choices=("tanh", "relu", "softplus"))
+    likelihood: str = _field("bernoulli", "decoder p(x|z): bernoulli (logits, binary data) or "
+                             "gaussian (mean and log-variance, real-valued data)",
+                             choices=("bernoulli", "gaussian"))
+
+    @property
+    def input_dim(self) -> int:
+        return self.image_channels * self.image_height * self.image_width
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_channels, self.image_height, self.image_width)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.architecture == "conv" and (self.image_height % 4 or self.image_width % 4):
+            raise ConfigError("architecture: the conv VAE needs image height and width divisible by 4")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained: data, objective, optimiser and stopping."""
+
+    dataset: str = _field("mnist", "training data", choices=("mnist", "fashion-mnist", "synthetic"))
+    binarization: str = _field("dynamic", "dynamic: a fresh Bernoulli sample of each image every time it is "
+                               "seen (a true bound in nats); static: one fixed sample; none: grey values",
+                               choices=("dynamic", "static", "none"))
+    max_train_examples: int = _field(0, "use only the first N training images (0: all)", low=0, high=10**7)
+    estimator: str = _field("B", "SGVB estimator: B uses the analytic KL (paper eq. 7), "
+                            "A estimates it by Monte Carlo (eq. 6)", choices=("A", "B"))
+    objective: str = _field("elbo", "elbo: the SGVB lower bound; iwae: the importance-weighted bound",
+                            choices=("elbo", "iwae"))
+    num_samples: int = _field(1, "samples of z per datapoint, L in the paper (k for iwae)", low=1, high=5000)
+    beta: float = _field(1.0, "weight of the KL term (1: the ELBO)", low=0.0, high=1000.0)
+    warmup_epochs: float = _field(0.0, "epochs over which the KL weight grows linearly from 0 to beta",
+                                  low=0.0, high=10000.0)
+    epochs: int = _field(50, "maximum number of passes over the training set", low=1, high=100000)
+    batch_size: int = _field(100, "minibatch size M (paper: 100)", low=1, high=65536)
+    learning_rate: float = _field(1e-3, "optimiser step size", low=1e-7, high=10.0)
+    optimizer: str = _field("adam", "adam, or adagrad as in the paper", choices=("adam", "adagrad"))
+    patience: int = _field(3, "stop after this many epochs without a better validation ELBO and "
+                           "restore the best weights (0: never stop early)", low=0, high=100000)
+    device: str = _field("auto", "auto picks cuda, then mps, then cpu", choices=("auto", "cpu", "cuda", "mps"))
+    seed: int = _field(0, "random seed for initialisation, shuffling, binarisation and sampling",
+                       low=0, high=2**63 - 1)
+    num_threads: int = _field(0, "CPU threads for torch (0: torch's default)", low=0, high=1024)
+    compile: bool = _field(False, "compile the training step with torch.compile "
+                           "(faster per epoch after a one-off compile of about 20 s)")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+def validate(config: Any) -> None:
+    """Check types, choices and bounds of every field; raise `ConfigError` naming the first bad one."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str,
+                                                          "bool": bool}.get(str(f.type))
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{f.name}: expected true or false, got {value!r}")
+            continue
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{f.name}: expected a whole number, got {value!r}")
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{f.name}: expected a finite number, got {value!r}")
+        if kind is str and not isinstance(value, str):
+            raise ConfigError(f"{f.name}: expected text, got {value!r}")
+        meta = f.metadata
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(map(str, meta['choices']))}")
+        if meta.get("low") is not None and value < meta["low"]:
+            raise ConfigError(f"{f.name}: {value} is below the minimum {meta['low']}")
+        if meta.get("high") is not None and value > meta["high"]:
+            raise ConfigError(f"{f.name}: {value} is above the maximum {meta['high']}")
+
+
+C = TypeVar("C")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[C], data: Any) -> C:
+    """Rebuild a config from JSON data; unknown or wrongly typed fields raise `ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+    values = dict(data)
+    for f in dataclasses.fields(cls):
+        # JSON has one number type: accept 3 for a float field, not 3.0 for an int field.
+        if f.name in values and f.type in (float, "float") and isinstance(values[f.name], int) \
+                and not isinstance(values[f.name], bool):
+            values[f.name] = float(values[f.name])
+    return cls(**values)
+
+
+def field_specs(cls: type) -> list[dataclasses.Field]:
+    """The dataclass fields, for building command-line flags and forms."""
+    return list(dataclasses.fields(cls))

