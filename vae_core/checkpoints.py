@@ -219,21 +219,25 @@ def state_folder(run_dir: str | Path) -> Path:
     return folder
 
 
-def read_checkpoint(run_dir: str | Path, with_training_state: bool = False) -> Checkpoint:
-    """Read and validate a run's configs, history and weights (and optimizer state if asked)."""
+def read_checkpoint(run_dir: str | Path, with_training_state: bool = False,
+                    with_weights: bool = True) -> Checkpoint:
+    """Read and validate a run's configs, history and weights (and optimizer state if asked).
+
+    Without weights (`with_weights=False`, for listing runs) `Checkpoint.weights` is empty.
+    """
     run_dir = Path(run_dir)
     for _ in range(3):
         folder = state_folder(run_dir)
         try:
-            return _read_state(run_dir, folder, with_training_state)
+            return _read_state(run_dir, folder, with_training_state, with_weights)
         except CheckpointError:
             # A training process may have saved a newer state and removed this one meanwhile.
             if _current_state_name(run_dir) == folder.name:
                 raise
-    return _read_state(run_dir, state_folder(run_dir), with_training_state)
+    return _read_state(run_dir, state_folder(run_dir), with_training_state, with_weights)
 
 
-def _read_state(run_dir: Path, folder: Path, with_training_state: bool) -> Checkpoint:
+def _read_state(run_dir: Path, folder: Path, with_training_state: bool, with_weights: bool) -> Checkpoint:
     config = _read_json(folder / "config.json")
     if not isinstance(config, dict) or not {"kind", "model", "training"} <= set(config):
         raise CheckpointError(folder / "config.json", "needs the keys kind, model and training")
@@ -249,7 +253,12 @@ def _read_state(run_dir: Path, folder: Path, with_training_state: bool) -> Check
     history = _read_json(folder / "history.json")
     if not isinstance(history, dict) or not isinstance(history.get("epochs"), list):
         raise CheckpointError(folder / "history.json", "needs an 'epochs' list")
-    weights, _ = _read_tensors(folder / "weights.safetensors")
+    if with_weights:
+        weights, _ = _read_tensors(folder / "weights.safetensors")
+    elif (folder / "weights.safetensors").is_file():
+        weights = {}
+    else:
+        raise CheckpointError(folder / "weights.safetensors", "file is missing")
     ckpt = Checkpoint(run_dir, config["kind"], model_config, train_config, history, weights)
     if with_training_state:
         if (folder / "best.safetensors").is_file():
@@ -307,7 +316,8 @@ class RunInfo:
 
 
 def list_runs(*roots: str | Path) -> list[RunInfo]:
-    """Every run folder directly under the roots, sorted by name; unreadable runs carry their error."""
+    """Every run folder directly under the roots, sorted by name, read without their weights;
+    unreadable runs carry their error."""
     runs = []
     for root in roots:
         root = Path(root)
@@ -317,7 +327,7 @@ def list_runs(*roots: str | Path) -> list[RunInfo]:
             if not (path / POINTER).exists():
                 continue
             try:
-                runs.append(RunInfo(path, read_checkpoint(path)))
+                runs.append(RunInfo(path, read_checkpoint(path, with_weights=False)))
             except CheckpointError as exc:
                 runs.append(RunInfo(path, error=str(exc)))
     return runs

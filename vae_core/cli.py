@@ -58,7 +58,7 @@ class ProgressBar:
         if event.kind == "step":
             done = event.step / max(event.steps_per_epoch, 1)
             bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
-            eta = _format_seconds(event.eta_seconds)
+            eta = format_seconds(event.eta_seconds)
             metrics = " ".join(f"{k.removeprefix('train_')} {v:8.2f}" for k, v in event.metrics.items())
             line = f"epoch {event.epoch}/{event.epochs} [{bar}] {event.step}/{event.steps_per_epoch} " \
                    f"ETA {eta}  {metrics}"
@@ -94,7 +94,7 @@ class JsonLines:
         sys.stdout.flush()
 
 
-def _format_seconds(seconds: float | None) -> str:
+def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "--:--"
     seconds = int(seconds)

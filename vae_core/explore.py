@@ -1,0 +1,182 @@
+"""What the app shows, computed: decoding latent points, manifold grids, encodings and their
+projection, interpolation paths, and the analysis of one image under a trained VAE.
+
+Inputs and outputs are numpy arrays so that the pages stay free of tensor code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .models import VAE
+from .objectives import elbo, gaussian_kl, importance_sampled_log_likelihood, log_likelihood
+
+
+def _tensor(model: VAE, array) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=np.float32), device=next(model.parameters()).device)
+
+
+@torch.no_grad()
+def decode(model: VAE, z) -> np.ndarray:
+    """Decoder means for latent points z (N, D) -> images (N, H, W) in [0, 1] (first channel)."""
+    return model.mean_image(_tensor(model, z).reshape(-1, model.config.latent_dim))[:, 0].cpu().numpy()
+
+
+def latent_vector(latent_dim: int, dims: tuple[int, int], values: tuple[float, float],
+                  base=None) -> np.ndarray:
+    """A point in latent space: `base` (zeros by default) with two coordinates replaced."""
+    z = np.zeros(latent_dim, dtype=np.float32) if base is None else np.array(base, dtype=np.float32)
+    z[dims[0]], z[dims[1]] = values
+    return z
+
+
+def gaussian_quantiles(n: int) -> np.ndarray:
+    """n evenly spaced quantiles of N(0, 1), from 0.05 to 0.95 (AEVB Fig. 4 uses the inverse CDF)."""
+    probs = torch.linspace(0.05, 0.95, n, dtype=torch.float64)
+    return torch.distributions.Normal(0.0, 1.0).icdf(probs).numpy().astype(np.float32)
+
+
+def manifold_grid(model: VAE, n: int = 15, dims: tuple[int, int] = (0, 1), base=None) -> np.ndarray:
+    """Decode an n x n grid over the Gaussian quantiles of two latent dimensions, tiled into one
+    image (n*H, n*W); z_dims[0] grows left to right, z_dims[1] bottom to top (AEVB Fig. 4)."""
+    q = gaussian_quantiles(n)
+    points = np.stack([latent_vector(model.config.latent_dim, dims, (q[col], q[n - 1 - row]), base)
+                       for row in range(n) for col in range(n)])
+    images = decode(model, points)  # (n*n, H, W)
+    h, w = images.shape[1:]
+    return images.reshape(n, n, h, w).transpose(0, 2, 1, 3).reshape(n * h, n * w)
+
+
+@torch.no_grad()
+def encode(model: VAE, images, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and standard deviations of images (N, H, W) or (N, C, H, W): (N, D) each."""
+    x = _tensor(model, images)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    mus, stds = [], []
+    for i in range(0, len(x), batch_size):
+        posterior = model.encode(x[i:i + batch_size])
+        mus.append(posterior.mu)
+        stds.append(torch.exp(0.5 * posterior.logvar))
+    return torch.cat(mus).cpu().numpy(), torch.cat(stds).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A linear map to 2-D: the two chosen coordinates, or the top two principal components."""
+    mean: np.ndarray        # (D,)
+    components: np.ndarray  # (D, 2)
+    explained: tuple[float, float] | None = None  # variance fractions, for PCA
+
+    def __call__(self, z) -> np.ndarray:
+        return (np.asarray(z, dtype=np.float32) - self.mean) @ self.components
+
+
+def coordinate_projection(latent_dim: int, dims: tuple[int, int]) -> Projection:
+    components = np.zeros((latent_dim, 2), dtype=np.float32)
+    components[dims[0], 0] = components[dims[1], 1] = 1.0
+    return Projection(np.zeros(latent_dim, dtype=np.float32), components)
+
+
+def pca_projection(z: np.ndarray) -> Projection:
+    """The top two principal components of the points z (N, D)."""
+    mean = z.mean(0)
+    _, s, vt = np.linalg.svd(z - mean, full_matrices=False)
+    variance = s ** 2
+    explained = (float(variance[0] / variance.sum()), float(variance[1] / variance.sum())) \
+        if len(variance) > 1 else (1.0, 0.0)
+    components = vt[:2].T if vt.shape[0] > 1 else np.concatenate([vt.T, np.zeros_like(vt.T)], 1)
+    return Projection(mean.astype(np.float32), components.astype(np.float32), explained)
+
+
+def interpolate(z0, z1, steps: int, method: str = "linear") -> np.ndarray:
+    """Points from z0 to z1 inclusive: (steps, D). `spherical` follows the great circle between
+    them (slerp), which keeps the norm typical of Gaussian samples in high dimensions."""
+    z0, z1 = np.asarray(z0, dtype=np.float64), np.asarray(z1, dtype=np.float64)
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    if method == "linear":
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    if method != "spherical":
+        raise ValueError(f"unknown interpolation {method!r}")
+    cos = np.dot(z0, z1) / max(np.linalg.norm(z0) * np.linalg.norm(z1), 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
+
+
+def crossfade(x0, x1, steps: int) -> np.ndarray:
+    """The pixel-space blend (1-t) x0 + t x1: (steps, H, W)."""
+    t = np.linspace(0.0, 1.0, steps)[:, None, None]
+    return ((1 - t) * np.asarray(x0, dtype=np.float32) + t * np.asarray(x1, dtype=np.float32)).astype(np.float32)
+
+
+@torch.no_grad()
+def sample_prior(model: VAE, n: int, seed: int) -> np.ndarray:
+    """Decoder means of n draws z ~ p(z) = N(0, I): (n, H, W)."""
+    g = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    return model.mean_image(model.sample_prior(n, g))[:, 0].cpu().numpy()
+
+
+@dataclass(frozen=True)
+class ImageAnalysis:
+    reconstruction: np.ndarray  # (H, W) decoder mean at the posterior mean
+    mu: np.ndarray              # (D,)
+    std: np.ndarray             # (D,)
+    kl_per_dim: np.ndarray      # (D,)
+    elbo: float                 # nats, averaged over binarisations
+    log_likelihood: float       # importance-sampled, nats
+    binarized: bool
+
+
+@torch.no_grad()
+def analyse_image(model: VAE, image, num_importance_samples: int = 1000, num_binarizations: int = 8,
+                  seed: int = 0) -> ImageAnalysis:
+    """Encode one image (H, W) in [0, 1], reconstruct it, and score it in nats.
+
+    A Bernoulli model is a density over binary images, so a grey image is scored as the
+    average over `num_binarizations` Bernoulli samples of it, as MNIST test digits are.
+    """
+    x = _tensor(model, image).reshape(1, *model.config.image_shape)
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    binarized = model.config.likelihood == "bernoulli"
+    batch = torch.bernoulli(x.expand(num_binarizations, *x.shape[1:]), generator=g) if binarized else x
+    terms = elbo(model, batch, "B", num_samples=10, generator=g)
+    log_px = importance_sampled_log_likelihood(model, batch, num_importance_samples,
+                                               chunk_size=min(500, num_importance_samples), generator=g)
+    posterior = model.encode(x)
+    return ImageAnalysis(
+        reconstruction=model.mean_image(posterior.mu)[0, 0].cpu().numpy(),
+        mu=posterior.mu[0].cpu().numpy(), std=torch.exp(0.5 * posterior.logvar[0]).cpu().numpy(),
+        kl_per_dim=gaussian_kl(posterior)[0].cpu().numpy(),
+        elbo=terms.elbo.item(), log_likelihood=log_px.mean().item(), binarized=binarized)
+
+
+@torch.no_grad()
+def per_image_elbo(model: VAE, images, batch_size: int = 1000, seed: int = 0) -> np.ndarray:
+    """ELBO of each image (N, ...) in nats (estimator B, one sample): for percentiles."""
+    x = _tensor(model, images).reshape(-1, *model.config.image_shape)
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        output = model(xb, 1, g)
+        recon = log_likelihood(xb, output.likelihood, model.config.likelihood)[0]
+        out.append(recon - gaussian_kl(output.posterior).sum(-1))
+    return torch.cat(out).cpu().numpy()
+
+
+def typicality_sentence(value: float, reference: np.ndarray, what: str = "ELBO") -> str:
+    """How an image's score compares with the test set's, in one sentence."""
+    below = float((reference < value).mean() * 100)
+    if below >= 25:
+        verdict = "typical of MNIST: the model finds it as plausible as most test digits"
+    elif below >= 2:
+        verdict = "somewhat unusual: plausible, but less so than most test digits"
+    else:
+        verdict = "unlike MNIST: the model finds it less plausible than almost every test digit"
+    return (f"Its {what} of {value:.1f} nats is higher than that of {below:.0f}% of the test digits "
+            f"(median {np.median(reference):.1f}): {verdict}.")
