@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 
 import numpy as np
 import pytest
 import torch
 
 from vae_core.config import ModelConfig, TrainConfig
+
+# Runs trained from the app during tests go to a scratch folder, never into the project.
+os.environ.setdefault("VAE_EXPLORER_RUNS", tempfile.mkdtemp(prefix="vae-explorer-test-runs-"))
 
 
 @pytest.fixture(autouse=True)

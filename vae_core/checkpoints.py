@@ -84,7 +84,9 @@ class Checkpoint:
 
 def sanitize_run_name(name: str) -> str:
     """Letters, digits, '.', '_' and '-' only, no leading dot: a name can never leave its folder."""
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:_MAX_NAME].strip(".-")
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+    clean = re.sub(r"-*\.{2,}-*", "-", clean)  # no ".." anywhere, even though no "/" survives
+    clean = re.sub(r"-{2,}", "-", clean).strip(".-")[:_MAX_NAME].strip(".-")
     return clean or "run"
 
 

@@ -1,0 +1,49 @@
+"""VAE Explorer (`streamlit run app.py`): the home page; the other pages are in pages/."""
+
+import streamlit as st
+
+from ui.common import available_runs, sidebar_model_picker
+
+
+st.set_page_config(page_title="VAE Explorer", page_icon=":material/blur_on:", layout="wide")
+sidebar_model_picker()
+
+st.title("VAE Explorer")
+st.markdown(
+    "A variational autoencoder (Kingma & Welling 2013) learns a generative model "
+    "p(x, z) = p(z) p(x|z) of images together with an *encoder* q(z|x) that approximates the "
+    "posterior over the latent code z. Both are trained at once by maximising the "
+    "**evidence lower bound** (ELBO) on log p(x):")
+st.latex(r"\log p_\theta(x) \;\ge\; \mathcal{L}(\theta,\phi;x) \;=\; "
+         r"\underbrace{\mathbb{E}_{q_\phi(z|x)}\big[\log p_\theta(x|z)\big]}_{\text{reconstruction}}"
+         r"\;-\;\underbrace{D_{KL}\big(q_\phi(z|x)\,\|\,p(z)\big)}_{\text{KL to the prior } \mathcal{N}(0,I)}")
+st.markdown(
+    "The expectation is estimated with samples of z, and to let gradients flow through the "
+    "sampling the paper writes z as a deterministic function of the encoder's output and "
+    "independent noise: the **reparameterisation trick**.")
+st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x) \odot \epsilon, \qquad \epsilon \sim \mathcal{N}(0, I)")
+st.markdown(
+    "With a Gaussian posterior the KL term has a closed form (the paper's estimator B), "
+    r"$-D_{KL} = \tfrac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)$, "
+    "so only the reconstruction term needs sampling. All numbers in this app are in nats per image.")
+
+st.subheader("What to explore")
+st.markdown(
+    "- **Train**: train a VAE in the background and watch its ELBO, reconstruction and KL live.\n"
+    "- **Latent space**: move through a 2-D latent space and see what the decoder draws there.\n"
+    "- **Interpolate**: walk from one digit's code to another's.\n"
+    "- **Reconstruct**: upload a digit of your own, see it prepared like MNIST, encoded and rebuilt.\n"
+    "- **Training curves**: compare runs, train against validation (the paper's Fig. 2).\n\n"
+    "Pick a model in the sidebar: the choice carries across pages.")
+
+st.subheader("Models")
+rows = []
+for run in available_runs():
+    c = run.checkpoint
+    s = c.summary
+    rows.append({"run": run.name, "latent size": c.model_config.latent_dim,
+                 "hidden": c.model_config.hidden_dim, "epochs": len(c.epochs), "status": s.get("status"),
+                 "test ELBO": s.get("test_elbo"), "test log p(x)": s.get("test_log_likelihood")})
+st.dataframe(rows, hide_index=True, column_config={
+    "test ELBO": st.column_config.NumberColumn(format="%.2f"),
+    "test log p(x)": st.column_config.NumberColumn(format="%.2f")})

@@ -1,0 +1,43 @@
+"""Training curves: ELBO, reconstruction and KL per epoch, for several runs at once."""
+
+import streamlit as st
+
+from ui.common import available_runs, page_intro, sidebar_model_picker
+from vae_core.plots import training_curves
+
+st.set_page_config(page_title="Training curves · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
+
+path, model, ckpt = sidebar_model_picker()
+page_intro("Training curves", (
+    "The ELBO is the sum of a reconstruction term and minus a KL term; here both are tracked "
+    "per epoch on the training data (dashed) and the held-out validation data (solid). "
+    "Comparing latent sizes shows the paper's Fig. 2: more latent dimensions reach a better bound, "
+    "and a validation curve that turns down while training still improves is overfitting."))
+
+runs = {r.name: r for r in available_runs()}
+chosen = st.multiselect("Runs", list(runs), default=[path.name] + [n for n in runs if n != path.name][:2])
+c1, c2, c3 = st.columns(3)
+metric = c1.radio("Quantity", ["elbo", "recon", "kl"], horizontal=True,
+                  format_func={"elbo": "ELBO", "recon": "reconstruction", "kl": "KL"}.get)
+x_axis = c2.radio("Horizontal axis", ["epoch", "examples_seen"], horizontal=True,
+                  format_func={"epoch": "epochs", "examples_seen": "examples seen (log)"}.get)
+splits = c3.multiselect("Data", ["train", "val"], default=["train", "val"],
+                        format_func={"train": "training", "val": "validation"}.get)
+if not chosen or not splits:
+    st.info("Choose at least one run and one kind of data.")
+    st.stop()
+
+st.plotly_chart(training_curves([(n, runs[n].checkpoint.epochs) for n in chosen], metric, x_axis, tuple(splits)),
+                config={"displayModeBar": False})
+
+rows = []
+for name in chosen:
+    c = runs[name].checkpoint
+    last = c.epochs[-1] if c.epochs else {}
+    rows.append({"run": name, "latent size": c.model_config.latent_dim, "epochs": len(c.epochs),
+                 "best epoch": c.summary.get("best_epoch"), "validation ELBO (last)": last.get("val_elbo"),
+                 "test ELBO": c.summary.get("test_elbo"), "test log p(x)": c.summary.get("test_log_likelihood"),
+                 "training time (s)": c.summary.get("wall_seconds")})
+st.dataframe(rows, hide_index=True, column_config={
+    k: st.column_config.NumberColumn(format="%.2f") for k in
+    ("validation ELBO (last)", "test ELBO", "test log p(x)", "training time (s)")})

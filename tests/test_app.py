@@ -1,0 +1,194 @@
+"""The Streamlit app with AppTest: every page runs, and its widgets change what is shown."""
+
+import base64
+import json
+import time
+
+import numpy as np
+import pytest
+
+from apptest_helpers import ROOT, errors, image_urls, open_page, plotly_values, texts, walk
+from vae_core import explore
+from vae_core.checkpoints import load_model
+from vae_core.config import ModelConfig, TrainConfig
+
+SHIPPED_2D = "mnist-mlp-z2 (shipped)"
+SHIPPED_20D = "mnist-mlp-z20 (shipped)"
+
+
+def test_home_explains_the_elbo_and_lists_the_shipped_models():
+    at = open_page()
+    assert not at.exception and not errors(at)
+    latex = " ".join(e.value for e in at.get("latex"))
+    assert r"\log p_\theta(x)" in latex and r"\epsilon \sim \mathcal{N}(0, I)" in latex
+    table = at.dataframe[0].value
+    assert {"mnist-mlp-z2", "mnist-mlp-z20"} <= set(table["run"])
+    assert at.sidebar.selectbox[0].value == SHIPPED_2D
+
+
+def explorer_data(at) -> dict:
+    """The data the Latent space page sends to its browser-side explorer."""
+    nodes = [n for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
+    assert len(nodes) == 1
+    return json.loads(nodes[0].proto.json)
+
+
+def decode_like_the_browser(data, z):
+    """The explorer's JavaScript decoder, step for step, in numpy."""
+    def array(key):
+        return np.frombuffer(base64.b64decode(data[key]), dtype=np.float32)
+    d, h = data["latent_dim"], data["hidden_dim"]
+    hidden = np.tanh(array("w1").reshape(h, d) @ z + array("b1"))
+    logits = array("w2").reshape(-1, h) @ hidden + array("b2")
+    return (1 / (1 + np.exp(-logits))).reshape(data["height"], data["width"])
+
+
+def test_latent_explorer_gets_the_decoder_the_encodings_and_the_slider_values():
+    at = open_page("pages/2_Latent_space.py")
+    assert not at.exception and not errors(at)
+    data = explorer_data(at)
+    assert data["z"] == [0.0, 0.0] and data["slider_axes"] and data["dims"] == [0, 1]
+    model, ckpt = load_model(ROOT / "checkpoints" / "mnist-mlp-z2")
+    z = np.array([1.3, -0.7], dtype=np.float32)
+    np.testing.assert_allclose(decode_like_the_browser(data, z), explore.decode(model, z[None])[0], atol=1e-5)
+    points = np.frombuffer(base64.b64decode(data["points"]), dtype=np.float32).reshape(-1, 2)
+    assert points.shape == (10_000, 2)
+
+    at.session_state["z_a"] = 2.0  # what the component reports after a move
+    at.run()
+    assert explorer_data(at)["z"] == [2.0, 0.0]
+
+
+def test_clicking_a_test_digit_moves_the_sliders_to_its_code():
+    at = open_page("pages/2_Latent_space.py")
+    points = np.frombuffer(base64.b64decode(explorer_data(at)["points"]), dtype=np.float32).reshape(-1, 2)
+    at.session_state["latent_pending_click"] = 42  # as set when the component reports a click
+    at.run()
+    assert not at.exception
+    assert explorer_data(at)["z"] == pytest.approx(np.clip(np.round(points[42], 2), -4, 4).tolist(), abs=1e-6)
+
+
+def test_a_20d_model_gets_dimension_choice_pca_and_a_base_digit():
+    at = open_page("pages/2_Latent_space.py")
+    at.sidebar.selectbox[0].select(SHIPPED_20D).run()
+    assert not at.exception and not errors(at)
+    data = explorer_data(at)
+    assert data["scatter_titles"][0].startswith("PC 1") and not data["slider_axes"]
+    assert data["base"] == [0.0] * 20
+    grid = image_urls(at)[0]
+    at.selectbox(key="latent_dim_a").select(3).run()
+    assert explorer_data(at)["dims"] == [3, 1] and explorer_data(at)["axis_names"] == ["z4", "z2"]
+    assert image_urls(at)[0] != grid  # the manifold grid spans the new pair of dimensions
+    at.radio(key="latent_rest").set_value("at an encoded test digit").run()
+    assert not at.exception and at.number_input(key="latent_base_index").value == 0
+    base0 = explorer_data(at)["base"]
+    at.number_input(key="latent_base_index").set_value(7).run()
+    assert explorer_data(at)["base"] != base0 and any(abs(v) > 0.1 for v in base0)
+    at.session_state["latent_pending_click"] = 123
+    at.run()
+    assert at.number_input(key="latent_base_index").value == 123
+
+
+def test_a_conv_model_falls_back_to_server_side_sliders(tmp_path):
+    from ui.common import RUNS
+    from vae_core.training import train_vae
+    train_vae(ModelConfig(architecture="conv", latent_dim=2, hidden_dim=16),
+              TrainConfig(dataset="synthetic", epochs=1, batch_size=64, device="cpu"), RUNS / "conv-apptest")
+    at = open_page("pages/2_Latent_space.py")
+    at.sidebar.selectbox[0].select("conv-apptest").run()
+    assert not at.exception and not errors(at)
+    before = image_urls(at)
+    marker_before = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][-1]
+    at.slider(key="z_a").set_value(2.0).run()
+    after = image_urls(at)
+    assert after[0] != before[0] and after[1] == before[1]  # decoded image changed, grid did not
+    marker_after = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][-1]
+    assert marker_after["x"] == [2.0] and marker_before["x"] == [0.0]
+    at.session_state["latent_scatter"] = {"selection": {"points": [{"curve_number": 3, "point_index": 0}]}}
+    at.run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert at.slider(key="z_a").value == pytest.approx(plotly_values(spec["data"][3]["x"])[0], abs=0.01)
+
+
+def test_the_model_choice_carries_across_pages():
+    at = open_page("pages/2_Latent_space.py")
+    at.sidebar.selectbox[0].select(SHIPPED_20D).run()
+    at.switch_page("pages/5_Training_curves.py").run()
+    assert at.sidebar.selectbox[0].value == SHIPPED_20D
+    assert "784-500-20" in texts(at) or any("784-500-20" in m.value for m in at.sidebar.markdown)
+
+
+def test_training_curves_overlay_runs_and_switch_quantity():
+    at = open_page("pages/5_Training_curves.py")
+    assert not at.exception and not errors(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = [trace["name"] for trace in spec["data"]]
+    assert "mnist-mlp-z2 (validation)" in names and "mnist-mlp-z20 (train)" in names
+    assert spec["layout"]["yaxis"]["title"]["text"].startswith("ELBO")
+    at.radio[0].set_value("kl").run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["title"]["text"].startswith("KL")
+    at.multiselect[1].set_value([]).run()
+    assert "Choose at least one run" in texts(at)
+
+
+def _fill_tiny_form(at, name, **overrides):
+    values = {"form_dataset": "synthetic", "form_hidden_dim": 16, "form_epochs": 2, "form_latent_dim": 2,
+              **overrides}
+    at.text_input[0].set_value(name)
+    for key, value in values.items():
+        widget = at.selectbox(key=key) if key in ("form_dataset",) else at.number_input(key=key)
+        widget.set_value(value) if key != "form_dataset" else widget.select(value)
+    return at
+
+
+def _wait_for_jobs(at, timeout=120):
+    from ui.common import job_manager
+    deadline = time.monotonic() + timeout
+    while any(j.active for j in job_manager().jobs()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()  # AppTest does not fire the fragment's timer: rerun as a poll
+    return job_manager().jobs()
+
+
+def test_a_tiny_training_run_started_from_the_train_page_finishes_and_appears_in_the_picker():
+    at = open_page("pages/1_Train.py")
+    assert not at.exception and not errors(at)
+    _fill_tiny_form(at, "apptest run")
+    at.button[0].click().run()
+    assert not at.exception and not errors(at)
+    assert "Started" in texts(at)
+    jobs = _wait_for_jobs(at)
+    job = next(j for j in jobs if j.label == "apptest run")
+    assert job.status == "finished", job.error
+    assert len(job.epochs) == 2 and job.run_dir.name == "apptest-run"
+    at.run()
+    assert "finished after 2 epochs" in str([p.proto.text for p in at.get("progress")])
+    assert "apptest-run" in at.sidebar.selectbox[0].options
+
+
+def test_out_of_range_form_values_are_refused_with_a_message():
+    at = open_page("pages/1_Train.py")
+    from ui.common import job_manager
+    count = len(job_manager().jobs())
+    _fill_tiny_form(at, "refused", form_epochs=0)
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("epochs: 0 is below the minimum 1" in e for e in errors(at))
+    _fill_tiny_form(at, "refused", form_learning_rate=-1.0)
+    at.button[0].click().run()
+    assert any("learning_rate" in e for e in errors(at))
+    assert len(job_manager().jobs()) == count
+
+
+def test_a_crash_in_training_is_reported_and_the_app_stays_up():
+    at = open_page("pages/1_Train.py")
+    _fill_tiny_form(at, "will fail")
+    at.selectbox(key="form_dataset").select("fashion-mnist")  # not available offline: the job fails
+    at.button[0].click().run()
+    jobs = _wait_for_jobs(at)
+    job = next(j for j in jobs if j.label == "will fail")
+    assert job.status == "failed" and "fashion-mnist" in job.error
+    at.run()
+    assert not at.exception
+    assert any("Training failed" in e for e in errors(at))

@@ -1,0 +1,77 @@
+"""A person's path through the served app in headless Chromium: move a slider, upload a digit.
+
+Screenshots go to artifacts/ for a human to look at.
+"""
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from browser import ROOT, browser_page, chromium_path, error_boxes, served_app, wait_idle
+from vae_core import explore
+from vae_core.checkpoints import load_model
+
+pytest.importorskip("playwright", reason="playwright is not installed (pip install -r requirements-dev.txt)")
+if chromium_path() is None:
+    pytest.skip("no chromium on this machine (CI installs it with apt-get install chromium)",
+                allow_module_level=True)
+
+ARTIFACTS = ROOT / "artifacts"
+
+
+def digit_png(path):
+    from PIL import Image, ImageDraw
+    img = Image.new("RGB", (300, 400), "white")
+    draw = ImageDraw.Draw(img)
+    draw.line([(150, 60), (150, 340)], fill="black", width=36)  # a "1"
+    draw.line([(150, 60), (100, 120)], fill="black", width=30)
+    img.save(path)
+    return path
+
+
+def test_slider_and_upload_in_a_real_browser(tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with served_app() as (url, _), browser_page() as page:
+        page.goto(url + "/Latent_space")
+        wait_idle(page)
+        page.get_by_text("decoder mean at z = (0.00, 0.00)").wait_for()
+        page.wait_for_timeout(500)
+        page.locator("input[data-axis='0']").focus()
+        for _ in range(4):
+            page.keyboard.press("ArrowRight")
+        page.get_by_text("decoder mean at z = (0.20, 0.00)").wait_for()
+        wait_idle(page)
+        # The image drawn by the browser's decoder is the model's decoder mean at that z.
+        data_url = page.locator("canvas.decoded").evaluate("c => c.toDataURL('image/png')")
+        drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",")[1]))).convert("L"),
+                           dtype=np.float32)[5::10, 5::10] / 255  # centre of each 10x10 pixel
+        model, _ = load_model(ROOT / "checkpoints" / "mnist-mlp-z2")
+        expected = explore.decode(model, np.array([[0.2, 0.0]], dtype=np.float32))[0]
+        np.testing.assert_allclose(drawn, expected, atol=2 / 255)
+        # Dragging on the map moves z continuously.
+        box = page.locator("canvas.scatter").bounding_box()
+        page.mouse.move(box["x"] + 60, box["y"] + 60)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 80, box["y"] + 90, steps=5)
+        page.mouse.up()
+        page.get_by_text("decoder mean at z = (-").wait_for()
+        wait_idle(page)
+        page.screenshot(path=str(ARTIFACTS / "browser-latent.png"), full_page=True)
+        assert error_boxes(page) == 0
+
+        page.goto(url + "/Reconstruct")
+        wait_idle(page)
+        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(digit_png(tmp_path / "one.png")))
+        page.get_by_text("Preparing the image as MNIST was made").wait_for()
+        page.get_by_text("Your image and its reconstruction").wait_for()
+        wait_idle(page)
+        page.screenshot(path=str(ARTIFACTS / "browser-reconstruct.png"), full_page=True)
+        assert error_boxes(page) == 0
+
+        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
+            {"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image at all"})
+        page.get_by_text("not an image").first.wait_for()
+        page.screenshot(path=str(ARTIFACTS / "browser-bad-upload.png"), full_page=True)
