@@ -52,6 +52,9 @@ def model_classes(kind: str) -> tuple[type, type, Any]:
     if kind == "vae":
         from .models import build_model
         return cfg.ModelConfig, cfg.TrainConfig, build_model
+    if kind == "m2":
+        from . import semisupervised as ss
+        return ss.M2Config, ss.M2TrainConfig, ss.build_m2
     raise KeyError(kind)
 
 

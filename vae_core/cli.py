@@ -24,8 +24,12 @@ def _flag(name: str) -> str:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One flag per config field; a field another config already has keeps its first flag."""
     group = parser.add_argument_group(title)
+    existing = {action.dest for action in parser._actions}
     for f in cfg.field_specs(cls):
+        if f.name in existing:
+            continue
         meta, default = f.metadata, f.default
         help_text = f"{meta['help']} (default: {default})"
         if isinstance(default, bool):
@@ -117,16 +121,22 @@ def _callbacks(progress: str) -> list:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    model_config = config_from_args(cfg.ModelConfig, args)
-    train_config = config_from_args(cfg.TrainConfig, args)
+    if args.kind == "m2":
+        from .semisupervised import M2Config, M2TrainConfig, train_m2 as train
+        model_config = config_from_args(M2Config, args)
+        train_config = config_from_args(M2TrainConfig, args)
+    else:
+        from .training import train_vae as train
+        model_config = config_from_args(cfg.ModelConfig, args)
+        train_config = config_from_args(cfg.TrainConfig, args)
     from .checkpoints import create_run_dir
-    from .training import train_vae
-    name = args.name or f"{model_config.architecture}-{train_config.dataset}-z{model_config.latent_dim}"
+    name = args.name or (f"m2-{train_config.dataset}-{train_config.num_labels}labels" if args.kind == "m2"
+                         else f"{model_config.architecture}-{train_config.dataset}-z{model_config.latent_dim}")
     run_dir = create_run_dir(args.runs_dir, name)
     print(f"run folder: {run_dir}", file=sys.stderr)
     stop = threading.Event()
     _install_stop_handler(stop)
-    trainer = train_vae(model_config, train_config, run_dir, args.data_root, _callbacks(args.progress), stop)
+    trainer = train(model_config, train_config, run_dir, args.data_root, _callbacks(args.progress), stop)
     print(f"saved: {run_dir} ({trainer.summary['status']})", file=sys.stderr)
     return 0
 
@@ -141,6 +151,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoints import read_checkpoint, update_summary
+    if read_checkpoint(args.run, with_weights=False).kind == "m2":
+        from .semisupervised import evaluate_m2_run
+        result = evaluate_m2_run(args.run, args.data_root, args.device)
+        if not args.no_save:
+            update_summary(args.run, **result)
+        for key, value in result.items():
+            print(f"{key}: {value:.4f}")
+        return 0
     from .evaluation import evaluate_run
     result = evaluate_run(args.run, args.importance_samples, data_root=args.data_root,
                           batch_size=args.batch_size, device=args.device, save=not args.no_save,
@@ -187,8 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--runs-dir", default=DEFAULT_RUNS, help=f"where run folders go (default: {DEFAULT_RUNS})")
     train.add_argument("--data-root", help="folder with IDX files / download target")
     train.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar")
+    train.add_argument("--kind", choices=("vae", "m2"), default="vae",
+                       help="vae: the AEVB model; m2: semi-supervised M2 or M1+M2 (Kingma et al. 2014)")
     add_config_flags(train, cfg.ModelConfig, "model")
     add_config_flags(train, cfg.TrainConfig, "training")
+    from .semisupervised import M2Config, M2TrainConfig
+    add_config_flags(train, M2Config, "semi-supervised model (--kind m2)")
+    add_config_flags(train, M2TrainConfig, "semi-supervised training (--kind m2)")
 
     res = sub.add_parser("resume", help="continue a stopped run, or extend a finished one")
     res.add_argument("run")

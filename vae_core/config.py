@@ -17,7 +17,7 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range; the message names the field."""
 
 
-def _field(default: Any, help: str, choices: tuple | None = None,
+def config_field(default: Any, help: str, choices: tuple | None = None,
            low: float | None = None, high: float | None = None) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high})
 
@@ -26,17 +26,17 @@ def _field(default: Any, help: str, choices: tuple | None = None,
 class ModelConfig:
     """The VAE's architecture. Defaults are the AEVB paper's MNIST model (Kingma & Welling 2013, sec. 5)."""
 
-    architecture: str = _field("mlp", "mlp: one hidden layer per network, as in the paper; "
+    architecture: str = config_field("mlp", "mlp: one hidden layer per network, as in the paper; "
                                "conv: a small convolutional VAE for 28x28 images",
                                choices=("mlp", "conv"))
-    image_channels: int = _field(1, "channels of the input images", low=1, high=4)
-    image_height: int = _field(28, "height of the input images in pixels", low=4, high=256)
-    image_width: int = _field(28, "width of the input images in pixels", low=4, high=256)
-    latent_dim: int = _field(20, "size of z; the paper shows 2 to 200 (Fig. 2)", low=1, high=1024)
-    hidden_dim: int = _field(500, "hidden units in the encoder and the decoder (paper: 500 for MNIST)",
+    image_channels: int = config_field(1, "channels of the input images", low=1, high=4)
+    image_height: int = config_field(28, "height of the input images in pixels", low=4, high=256)
+    image_width: int = config_field(28, "width of the input images in pixels", low=4, high=256)
+    latent_dim: int = config_field(20, "size of z; the paper shows 2 to 200 (Fig. 2)", low=1, high=1024)
+    hidden_dim: int = config_field(500, "hidden units in the encoder and the decoder (paper: 500 for MNIST)",
                              low=1, high=8192)
-    activation: str = _field("tanh", "hidden non-linearity (paper: tanh)", choices=("tanh", "relu", "softplus"))
-    likelihood: str = _field("bernoulli", "decoder p(x|z): bernoulli (logits, binary data) or "
+    activation: str = config_field("tanh", "hidden non-linearity (paper: tanh)", choices=("tanh", "relu", "softplus"))
+    likelihood: str = config_field("bernoulli", "decoder p(x|z): bernoulli (logits, binary data) or "
                              "gaussian (mean and log-variance, real-valued data)",
                              choices=("bernoulli", "gaussian"))
 
@@ -58,30 +58,30 @@ class ModelConfig:
 class TrainConfig:
     """How a model is trained: data, objective, optimiser and stopping."""
 
-    dataset: str = _field("mnist", "training data", choices=("mnist", "fashion-mnist", "synthetic"))
-    binarization: str = _field("dynamic", "dynamic: a fresh Bernoulli sample of each image every time it is "
+    dataset: str = config_field("mnist", "training data", choices=("mnist", "fashion-mnist", "synthetic"))
+    binarization: str = config_field("dynamic", "dynamic: a fresh Bernoulli sample of each image every time it is "
                                "seen (a true bound in nats); static: one fixed sample; none: grey values",
                                choices=("dynamic", "static", "none"))
-    max_train_examples: int = _field(0, "use only the first N training images (0: all)", low=0, high=10**7)
-    estimator: str = _field("B", "SGVB estimator: B uses the analytic KL (paper eq. 7), "
+    max_train_examples: int = config_field(0, "use only the first N training images (0: all)", low=0, high=10**7)
+    estimator: str = config_field("B", "SGVB estimator: B uses the analytic KL (paper eq. 7), "
                             "A estimates it by Monte Carlo (eq. 6)", choices=("A", "B"))
-    objective: str = _field("elbo", "elbo: the SGVB lower bound; iwae: the importance-weighted bound",
+    objective: str = config_field("elbo", "elbo: the SGVB lower bound; iwae: the importance-weighted bound",
                             choices=("elbo", "iwae"))
-    num_samples: int = _field(1, "samples of z per datapoint, L in the paper (k for iwae)", low=1, high=5000)
-    beta: float = _field(1.0, "weight of the KL term (1: the ELBO)", low=0.0, high=1000.0)
-    warmup_epochs: float = _field(0.0, "epochs over which the KL weight grows linearly from 0 to beta",
+    num_samples: int = config_field(1, "samples of z per datapoint, L in the paper (k for iwae)", low=1, high=5000)
+    beta: float = config_field(1.0, "weight of the KL term (1: the ELBO)", low=0.0, high=1000.0)
+    warmup_epochs: float = config_field(0.0, "epochs over which the KL weight grows linearly from 0 to beta",
                                   low=0.0, high=10000.0)
-    epochs: int = _field(50, "maximum number of passes over the training set", low=1, high=100000)
-    batch_size: int = _field(100, "minibatch size M (paper: 100)", low=1, high=65536)
-    learning_rate: float = _field(1e-3, "optimiser step size", low=1e-7, high=10.0)
-    optimizer: str = _field("adam", "adam, or adagrad as in the paper", choices=("adam", "adagrad"))
-    patience: int = _field(3, "stop after this many epochs without a better validation ELBO and "
+    epochs: int = config_field(50, "maximum number of passes over the training set", low=1, high=100000)
+    batch_size: int = config_field(100, "minibatch size M (paper: 100)", low=1, high=65536)
+    learning_rate: float = config_field(1e-3, "optimiser step size", low=1e-7, high=10.0)
+    optimizer: str = config_field("adam", "adam, or adagrad as in the paper", choices=("adam", "adagrad"))
+    patience: int = config_field(3, "stop after this many epochs without a better validation ELBO and "
                            "restore the best weights (0: never stop early)", low=0, high=100000)
-    device: str = _field("auto", "auto picks cuda, then mps, then cpu", choices=("auto", "cpu", "cuda", "mps"))
-    seed: int = _field(0, "random seed for initialisation, shuffling, binarisation and sampling",
+    device: str = config_field("auto", "auto picks cuda, then mps, then cpu", choices=("auto", "cpu", "cuda", "mps"))
+    seed: int = config_field(0, "random seed for initialisation, shuffling, binarisation and sampling",
                        low=0, high=2**63 - 1)
-    num_threads: int = _field(0, "CPU threads for torch (0: torch's default)", low=0, high=1024)
-    compile: bool = _field(False, "compile the training step with torch.compile "
+    num_threads: int = config_field(0, "CPU threads for torch (0: torch's default)", low=0, high=1024)
+    compile: bool = config_field(False, "compile the training step with torch.compile "
                            "(faster per epoch after a one-off compile of about 20 s)")
 
     def __post_init__(self) -> None:

@@ -204,10 +204,11 @@ class Trainer:
     # --- the loop ---
 
     def beta(self) -> float:
-        warmup_steps = self.config.warmup_epochs * self.steps_per_epoch
+        beta = getattr(self.config, "beta", 1.0)  # tasks without a KL weight train the plain bound
+        warmup_steps = getattr(self.config, "warmup_epochs", 0.0) * self.steps_per_epoch
         if warmup_steps <= 0:
-            return self.config.beta
-        return self.config.beta * min(1.0, (self.global_step + 1) / warmup_steps)
+            return beta
+        return beta * min(1.0, (self.global_step + 1) / warmup_steps)
 
     def sanity_check(self) -> None:
         """One forward pass on a few training examples, with its own noise so RNG state is untouched."""
@@ -416,9 +417,13 @@ def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path
         config = replace(config, device=device)
     dev = resolve_device(config.device)
     model = ckpts.build_from_checkpoint(ckpt, device=dev)
-    data = load_training_data(config, data_root, dev)
-    _check_shapes(ckpt.model_config, data)
-    task: Task = VAETask(data, config)
+    if ckpt.kind == "vae":
+        data = load_training_data(config, data_root, dev)
+        _check_shapes(ckpt.model_config, data)
+        task: Task = VAETask(data, config)
+    else:
+        from .semisupervised import make_task
+        task = make_task(ckpt.model_config, config, data_root, dev)
     trainer = Trainer(model, ckpt.model_config, config, task, run_dir, callbacks, stop_event)
     trainer.restore(ckpt)
     if trainer.epoch >= config.epochs:

@@ -1,0 +1,125 @@
+"""Semi-supervised M2 and M1+M2 (Kingma et al. 2014)."""
+
+import math
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vae_core import checkpoints as ckpts
+from vae_core.cli import main
+from vae_core.config import ConfigError, ModelConfig, TrainConfig
+from vae_core.data import prepare, synthetic_dataset
+from vae_core.semisupervised import (M2Config, M2Task, M2TrainConfig, analogies, balanced_labelled_subset,
+                                     build_m2, classify, generate, train_m2)
+from vae_core.training import resume, train_vae
+
+TINY = M2Config(latent_dim=8, hidden_dim=64)
+
+
+def test_unlabelled_bound_is_the_enumerated_expectation_by_hand():
+    torch.manual_seed(0)
+    model = build_m2(M2Config(image_height=4, image_width=4, num_classes=3, latent_dim=2, hidden_dim=8))
+    x = torch.bernoulli(torch.full((5, 16), 0.4))
+    u, logits = model.unlabelled_bound(x, torch.Generator().manual_seed(7))
+    # By hand: the same noise, class by class, in the order the enumeration draws it.
+    g = torch.Generator().manual_seed(7)
+    eps = torch.randn((3, 5, 2), generator=g)
+    q = logits.softmax(-1)
+    expected = torch.zeros(5)
+    for c in range(3):
+        y = F.one_hot(torch.full((5,), c), 3).float()
+        posterior = model.encode(x, y)
+        z = posterior.mu + torch.exp(0.5 * posterior.logvar) * eps[c]
+        logits_x, _ = model.decode(z, y)
+        log_px = (x * logits_x - F.softplus(logits_x)).sum(-1)
+        kl = 0.5 * (posterior.mu ** 2 + posterior.logvar.exp() - 1 - posterior.logvar).sum(-1)
+        expected += q[:, c] * (log_px - math.log(3) - kl)
+    expected += -(q * q.log()).sum(-1)
+    torch.testing.assert_close(u, expected)
+
+
+def test_labelled_subsets_are_balanced_and_reproducible():
+    labels = synthetic_dataset(num_train=2000).train.labels
+    a = balanced_labelled_subset(labels, 100, seed=1)
+    assert len(a) == 100 and len(set(a.tolist())) == 100
+    assert torch.bincount(labels[a], minlength=10).tolist() == [10] * 10
+    assert torch.equal(a, balanced_labelled_subset(labels, 100, seed=1))
+    assert not torch.equal(a, balanced_labelled_subset(labels, 100, seed=2))
+    with pytest.raises(ConfigError, match="multiple"):
+        balanced_labelled_subset(labels, 105, seed=1)
+
+
+def test_tiny_training_beats_chance_and_checkpoints(tmp_path):
+    config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=5, learning_rate=3e-3, device="cpu",
+                           patience=0)
+    trainer = train_m2(TINY, config, tmp_path / "m2")
+    assert trainer.history[-1]["val_accuracy"] > 0.3
+    assert trainer.summary["test_accuracy"] > 0.3 and "test_error" in trainer.summary
+    model, ckpt = ckpts.load_model(tmp_path / "m2")
+    assert ckpt.kind == "m2" and isinstance(ckpt.train_config, M2TrainConfig)
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key])
+
+
+def test_resume_after_a_stop_reproduces_the_uninterrupted_curve(tmp_path):
+    config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=3, batch_size=64, device="cpu", patience=0)
+    straight = train_m2(TINY, config, tmp_path / "straight")
+    stop = threading.Event()
+    import vae_core.training as training
+    old, training.STEP_EVENT_SECONDS = training.STEP_EVENT_SECONDS, 0.0
+    try:
+        train_m2(TINY, config, tmp_path / "split", callbacks=[lambda e: e.global_step >= 11 and stop.set()],
+                 stop_event=stop)
+    finally:
+        training.STEP_EVENT_SECONDS = old
+    assert ckpts.read_checkpoint(tmp_path / "split").summary["status"] == "stopped"
+    resumed = resume(tmp_path / "split")
+    keys = ["train_elbo", "train_classification", "val_accuracy", "val_elbo"]
+    assert [[r[k] for k in keys] for r in resumed.history] == [[r[k] for k in keys] for r in straight.history]
+
+
+def test_m1_plus_m2_trains_on_the_posterior_means_of_a_vae(tmp_path):
+    from vae_core.semisupervised import make_task
+    train_vae(ModelConfig(latent_dim=6, hidden_dim=32),
+              TrainConfig(dataset="synthetic", epochs=2, device="cpu"), tmp_path / "m1")
+    config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=2, device="cpu",
+                           m1_run=str(tmp_path / "m1"))
+    trainer = train_m2(TINY, config, tmp_path / "m1m2")
+    assert trainer.model.config.input_features == 6 and trainer.model.config.likelihood == "gaussian"
+    assert len(trainer.history) == 2 and "test_accuracy" in trainer.summary
+    # M2's inputs are exactly M1's posterior means of the (grey) images
+    m1, _ = ckpts.load_model(tmp_path / "m1")
+    task = make_task(trainer.model.config, config, None, torch.device("cpu"))
+    with torch.no_grad():
+        expected = m1.encode(synthetic_dataset().test.images).mu
+    torch.testing.assert_close(task.data.test.images, expected)
+    with pytest.raises(ValueError, match="M1 features"):
+        analogies(trainer.model, torch.zeros(1, 6))
+    resumed = resume(tmp_path / "m1m2", epochs=3)  # resume rebuilds the features from the M1 run
+    assert len(resumed.history) == 3
+
+
+def test_classify_generate_and_analogies_shapes_and_ranges():
+    torch.manual_seed(0)
+    model = build_m2(TINY)
+    images = synthetic_dataset().test.images[:3]
+    probs = classify(model, images)
+    assert probs.shape == (3, 10) and torch.allclose(probs.sum(-1), torch.ones(3))
+    out = generate(model, torch.tensor([0, 5]), torch.zeros(2, 8))
+    assert out.shape == (2, 1, 28, 28) and 0 <= out.min() and out.max() <= 1
+    grid = analogies(model, images)
+    assert grid.shape == (3, 10, 1, 28, 28)
+
+
+def test_cli_trains_and_evaluates_m2(tmp_path, capsys):
+    assert main(["train", "--kind", "m2", "--dataset", "synthetic", "--num-labels", "50", "--epochs", "1",
+                 "--latent-dim", "3", "--hidden-dim", "16", "--runs-dir", str(tmp_path), "--name", "m2",
+                 "--progress", "none"]) == 0
+    assert ckpts.read_checkpoint(tmp_path / "m2").model_config.latent_dim == 3
+    assert main(["evaluate", str(tmp_path / "m2")]) == 0
+    assert "test_accuracy:" in capsys.readouterr().out
+    assert main(["train", "--kind", "m2", "--dataset", "synthetic", "--num-labels", "55", "--epochs", "1",
+                 "--runs-dir", str(tmp_path), "--progress", "none"]) == 2
+    assert "not a multiple" in capsys.readouterr().err

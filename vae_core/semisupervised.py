@@ -1,0 +1,354 @@
+"""Semi-supervised deep generative models (Kingma, Rezende, Mohamed & Welling 2014): M2, and
+M1+M2 (M2 fitted to the posterior means of a trained M1 VAE).
+
+M2 generates x from a class y and a style z: p(y) uniform, p(z) = N(0, I), p(x|y, z). Its
+inference networks are a classifier q(y|x) and an encoder q(z|x, y). Training uses the
+`training.Trainer` loop through `M2Task`, so checkpoints, resume, events, early stopping and
+the command line are those of the plain VAE.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import config as cfg
+from .config import ConfigError, config_field
+from .data import Dataset, Split, load_dataset, prepare
+from .models import MIN_DECODER_LOGVAR, Posterior
+from .objectives import LOG_2PI, gaussian_kl
+
+EVAL_BATCH = 1000
+EVAL_SEED = 1234
+
+
+@dataclass(frozen=True)
+class M2Config:
+    """M2's networks; defaults are the paper's MNIST setting (sec. 4.1 and Appendix)."""
+
+    input_features: int = config_field(0, "0: images of image_channels x image_height x image_width; "
+                                 "N > 0: feature vectors of size N (M1+M2)", low=0, high=100000)
+    image_channels: int = config_field(1, "channels of the input images", low=1, high=4)
+    image_height: int = config_field(28, "height of the input images", low=1, high=256)
+    image_width: int = config_field(28, "width of the input images", low=1, high=256)
+    num_classes: int = config_field(10, "number of classes y", low=2, high=1000)
+    latent_dim: int = config_field(50, "size of the style z (paper: 50)", low=1, high=1024)
+    hidden_dim: int = config_field(500, "hidden units of each network (paper: 500)", low=1, high=8192)
+    activation: str = config_field("softplus", "hidden non-linearity (paper: softplus)",
+                             choices=("softplus", "tanh", "relu"))
+    likelihood: str = config_field("bernoulli", "p(x|y,z): bernoulli for binary images, gaussian for "
+                             "M1 features", choices=("bernoulli", "gaussian"))
+
+    @property
+    def input_dim(self) -> int:
+        return self.input_features or self.image_channels * self.image_height * self.image_width
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_channels, self.image_height, self.image_width)
+
+    def __post_init__(self) -> None:
+        cfg.validate(self)
+
+
+@dataclass(frozen=True)
+class M2TrainConfig:
+    """How M2 is trained. Shared fields mean what they mean in `TrainConfig`."""
+
+    dataset: str = config_field("mnist", "training data", choices=("mnist", "fashion-mnist", "synthetic"))
+    binarization: str = config_field("dynamic", "dynamic, static or none (as for the VAE)",
+                               choices=("dynamic", "static", "none"))
+    num_labels: int = config_field(100, "labelled training examples, the same number per class "
+                             "(paper: 100, 600, 1000, 3000)", low=1, high=60000)
+    label_seed: int = config_field(0, "seed for drawing the labelled subset", low=0, high=2**63 - 1)
+    labelled_batch_size: int = config_field(100, "labelled examples per step", low=1, high=65536)
+    alpha_scale: float = config_field(0.1, "classification weight: alpha = alpha_scale * N_unlabelled / "
+                                "N_labelled per labelled example (see M2Task.loss)", low=0.0, high=1e6)
+    m1_run: str = config_field("", "M1+M2: a trained VAE run whose posterior means are M2's inputs "
+                         "(empty: plain M2 on pixels)")
+    epochs: int = config_field(100, "maximum passes over the unlabelled training set", low=1, high=100000)
+    batch_size: int = config_field(100, "unlabelled examples per step", low=1, high=65536)
+    learning_rate: float = config_field(3e-4, "optimiser step size (paper: 3e-4)", low=1e-7, high=10.0)
+    optimizer: str = config_field("adam", "adam or adagrad", choices=("adam", "adagrad"))
+    patience: int = config_field(10, "stop after this many epochs without a better validation accuracy "
+                           "and restore the best weights (0: never)", low=0, high=100000)
+    device: str = config_field("auto", "auto, cpu, cuda or mps", choices=("auto", "cpu", "cuda", "mps"))
+    seed: int = config_field(0, "random seed for initialisation, batches and sampling", low=0, high=2**63 - 1)
+    num_threads: int = config_field(0, "CPU threads for torch (0: torch's default)", low=0, high=1024)
+    compile: bool = config_field(False, "compile the loss with torch.compile")
+
+    def __post_init__(self) -> None:
+        cfg.validate(self)
+
+
+class M2Output(NamedTuple):
+    posterior: Posterior   # q(z|x,y): (..., B, Z)
+    z: torch.Tensor        # (..., B, Z)
+    loc: torch.Tensor      # p(x|y,z): logits or mean, (..., B, D)
+    logvar: torch.Tensor | None
+
+
+def _activation(name: str) -> nn.Module:
+    return {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}[name]()
+
+
+class M2(nn.Module):
+    def __init__(self, config: M2Config):
+        super().__init__()
+        self.config = config
+        d, h, k, z = config.input_dim, config.hidden_dim, config.num_classes, config.latent_dim
+        out = d if config.likelihood == "bernoulli" else 2 * d
+        act = config.activation
+        self.classifier = nn.Sequential(nn.Linear(d, h), _activation(act), nn.Linear(h, k))
+        self.encoder = nn.Sequential(nn.Linear(d + k, h), _activation(act), nn.Linear(h, 2 * z))
+        self.decoder = nn.Sequential(nn.Linear(z + k, h), _activation(act), nn.Linear(h, out))
+
+    def flat(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1)  # (B, D)
+
+    def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.flat(x))  # (B, K)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor) -> Posterior:
+        """q(z|x,y) for flat x (..., D) and one-hot y (..., K)."""
+        mu, logvar = self.encoder(torch.cat([x, y], -1)).chunk(2, -1)
+        return Posterior(mu, logvar)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.decoder(torch.cat([z, y], -1))
+        if self.config.likelihood == "bernoulli":
+            return out, None
+        mean, logvar = out.chunk(2, -1)
+        return mean, MIN_DECODER_LOGVAR + F.softplus(logvar - MIN_DECODER_LOGVAR)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> M2Output:
+        posterior = self.encode(x, y)
+        eps = torch.randn(posterior.mu.shape, device=x.device, generator=generator)
+        z = posterior.mu + torch.exp(0.5 * posterior.logvar) * eps
+        loc, logvar = self.decode(z, y)
+        return M2Output(posterior, z, loc, logvar)
+
+    def log_likelihood(self, x: torch.Tensor, loc: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
+        """log p(x|y,z) summed over the input: (..., B)."""
+        if self.config.likelihood == "bernoulli":
+            return (x * loc - F.softplus(loc)).sum(-1)
+        return (-0.5 * ((x - loc).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI)).sum(-1)
+
+    def labelled_bound(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """L(x, y) = E_q(z|x,y)[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z)) (paper eq. 6),
+        one sample of z; x flat (..., B, D), y one-hot (..., B, K); returns (..., B)."""
+        out = self(x, y, generator)
+        log_prior_y = -math.log(self.config.num_classes)
+        return self.log_likelihood(x, out.loc, out.logvar) + log_prior_y - gaussian_kl(out.posterior).sum(-1)
+
+    def unlabelled_bound(self, x: torch.Tensor, generator: torch.Generator | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)) (paper eq. 7), every class enumerated.
+        Returns (U (B,), the classifier's logits (B, K))."""
+        x = self.flat(x)
+        k = self.config.num_classes
+        logits = self.classifier(x)                                       # (B, K)
+        q = logits.softmax(-1)
+        ys = torch.eye(k, device=x.device)[:, None, :].expand(k, x.shape[0], k)  # (K, B, K)
+        bounds = self.labelled_bound(x.expand(k, *x.shape), ys, generator)       # (K, B)
+        entropy = -(q * logits.log_softmax(-1)).sum(-1)                   # (B,)
+        return (q * bounds.T).sum(-1) + entropy, logits
+
+
+def build_m2(config: M2Config) -> M2:
+    return M2(config)
+
+
+def balanced_labelled_subset(labels: torch.Tensor, num_labels: int, seed: int,
+                             num_classes: int = 10) -> torch.Tensor:
+    """Indices of `num_labels / num_classes` examples of each class, drawn with `seed`."""
+    if num_labels % num_classes:
+        raise ConfigError(f"num_labels: {num_labels} is not a multiple of the {num_classes} classes")
+    per_class = num_labels // num_classes
+    g = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in range(num_classes):
+        members = torch.nonzero(labels.cpu() == c).flatten()
+        if len(members) < per_class:
+            raise ConfigError(f"num_labels: class {c} has only {len(members)} training examples, "
+                              f"{per_class} are needed")
+        chosen.append(members[torch.randperm(len(members), generator=g)[:per_class]])
+    return torch.cat(chosen).sort().values
+
+
+@dataclass
+class M2Batch:
+    unlabelled: torch.Tensor  # (B, D)
+    labelled: torch.Tensor    # (L, D)
+    labels: torch.Tensor      # (L,)
+
+    def __len__(self) -> int:
+        return len(self.unlabelled)
+
+
+class M2Task:
+    """M2 for the Trainer: one step sees an unlabelled batch (a slice of the epoch's
+    permutation of the whole training split) and a labelled batch drawn from the labelled
+    subset; labelled examples are also part of the unlabelled data, as in the paper."""
+
+    kind = "m2"
+    monitor = "accuracy"
+
+    def __init__(self, data: Dataset, model_config: M2Config, config: M2TrainConfig):
+        self.config = config
+        self.model_config = model_config
+        self.data = data
+        self.num_train = len(data.train)
+        self.labelled_index = balanced_labelled_subset(data.train.labels, config.num_labels, config.label_seed,
+                                                       model_config.num_classes).to(data.train.images.device)
+        # Paper: J^alpha = J + alpha * E[-log q(y|x)] with alpha = 0.1 N. Here each term is a mean
+        # over its batch and labelled examples are drawn N_u / N_l times more often than unlabelled
+        # ones, so the classification weight per labelled example is scaled by that ratio.
+        self.alpha = config.alpha_scale * self.num_train / config.num_labels
+        self.dynamic = config.binarization == "dynamic" and model_config.input_features == 0
+
+    def _x(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = self.data.train.images.index_select(0, index)
+        if self.dynamic:
+            x = torch.bernoulli(x, generator=generator)
+        return x.reshape(len(index), -1)
+
+    def train_batch(self, indices: torch.Tensor, generator: torch.Generator) -> M2Batch:
+        pick = torch.randint(len(self.labelled_index), (self.config.labelled_batch_size,),
+                             generator=generator, device=generator.device)
+        labelled = self.labelled_index[pick.to(self.labelled_index.device)]
+        return M2Batch(self._x(indices, generator), self._x(labelled, generator),
+                       self.data.train.labels.index_select(0, labelled))
+
+    def loss(self, model: M2, batch: M2Batch, beta: float):
+        """mean(-U) over the unlabelled batch + mean(-L) over the labelled batch
+        + alpha * mean(-log q(y|x)) over the labelled batch, in nats per example."""
+        unlabelled, _ = model.unlabelled_bound(batch.unlabelled)
+        y = F.one_hot(batch.labels, model.config.num_classes).float()
+        labelled = model.labelled_bound(batch.labelled, y)
+        logits = model.classify_logits(batch.labelled)
+        classification = F.cross_entropy(logits, batch.labels)
+        loss = -unlabelled.mean() - labelled.mean() + self.alpha * classification
+        accuracy = (logits.argmax(-1) == batch.labels).float().mean()
+        return loss, {"elbo": unlabelled.mean().detach(), "labelled_elbo": labelled.mean().detach(),
+                      "classification": classification.detach(), "labelled_accuracy": accuracy}
+
+    @torch.no_grad()
+    def evaluate(self, model: M2, split: str) -> dict[str, float]:
+        part: Split = getattr(self.data, split)
+        g = torch.Generator(device=part.images.device).manual_seed(EVAL_SEED)
+        correct, bound = 0, 0.0
+        for i in range(0, len(part), EVAL_BATCH):
+            x = part.images[i:i + EVAL_BATCH].reshape(-1, model.config.input_dim)
+            u, logits = model.unlabelled_bound(x, g)
+            bound += u.sum().item()
+            correct += (logits.argmax(-1) == part.labels[i:i + EVAL_BATCH]).sum().item()
+        accuracy = correct / len(part)
+        return {"elbo": bound / len(part), "accuracy": accuracy, "error": 1.0 - accuracy}
+
+
+# --- data and one-call entry points ---------------------------------------------------------
+
+@torch.no_grad()
+def m1_features(data: Dataset, m1_run: str | Path, device: torch.device) -> Dataset:
+    """Replace every split's images by the posterior means of the M1 VAE: (N, Z) features."""
+    from .checkpoints import load_model
+    m1, _ = load_model(m1_run, device)
+
+    def encode(split: Split) -> Split:
+        mus = [m1.encode(split.images[i:i + EVAL_BATCH].to(device)).mu for i in range(0, len(split), EVAL_BATCH)]
+        return Split(torch.cat(mus), split.labels.to(device))
+    return replace(data, train=encode(data.train), validation=encode(data.validation), test=encode(data.test),
+                   source=f"{data.source}, encoded by {Path(m1_run).name}")
+
+
+def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: torch.device) -> M2Task:
+    data = load_dataset(config.dataset, data_root)
+    binarization = config.binarization if not config.m1_run else "none"
+    data = prepare(data, binarization, config.seed).to(device)
+    if config.m1_run:
+        data = m1_features(data, config.m1_run, device)
+        if model_config.input_features != data.train.images.shape[1]:
+            raise ConfigError(f"input_features: the M1 run gives {data.train.images.shape[1]} features, "
+                              f"the model expects {model_config.input_features}")
+    elif model_config.input_features or tuple(model_config.image_shape) != tuple(data.image_shape):
+        raise ConfigError(f"image size: the model expects {model_config.image_shape} but {data.name} "
+                          f"images are {data.image_shape}")
+    return M2Task(data, model_config, config)
+
+
+def train_m2(model_config: M2Config, config: M2TrainConfig, run_dir=None, data_root=None,
+             callbacks=(), stop_event=None):
+    """Build, train and checkpoint an M2 (or M1+M2) model; returns the finished Trainer."""
+    from .training import Trainer, resolve_device
+    device = resolve_device(config.device)
+    if config.m1_run and model_config.input_features == 0:
+        from .checkpoints import read_checkpoint
+        m1 = read_checkpoint(config.m1_run, with_weights=False).model_config
+        model_config = replace(model_config, input_features=m1.latent_dim, likelihood="gaussian")
+    task = make_task(model_config, config, data_root, device)
+    torch.manual_seed(config.seed)
+    model = build_m2(model_config).to(device)
+    trainer = Trainer(model, model_config, config, task, run_dir, callbacks, stop_event)
+    trainer.fit()
+    return trainer
+
+
+# --- what the app shows -----------------------------------------------------------------------
+
+def _require_images(model: M2) -> None:
+    if model.config.input_features:
+        raise ValueError("this M2 works on M1 features, not on images: generation and analogies "
+                         "need an M2 trained on pixels")
+
+
+@torch.no_grad()
+def classify(model: M2, images: torch.Tensor) -> torch.Tensor:
+    """q(y|x) for images (B, C, H, W) or (B, H, W): (B, K)."""
+    return model.classify_logits(images.reshape(images.shape[0], -1)).softmax(-1)
+
+
+@torch.no_grad()
+def generate(model: M2, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mean images of p(x|y,z) for classes (B,) and styles (B, Z): (B, C, H, W) in [0, 1]."""
+    _require_images(model)
+    y = F.one_hot(labels, model.config.num_classes).float()
+    loc, _ = model.decode(z, y)
+    image = torch.sigmoid(loc) if model.config.likelihood == "bernoulli" else loc.clamp(0, 1)
+    return image.reshape(-1, *model.config.image_shape)
+
+
+@torch.no_grad()
+def infer_style(model: M2, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The style z (posterior mean of q(z|x, y_hat)) and predicted class y_hat of each image."""
+    x = images.reshape(images.shape[0], -1)
+    y_hat = model.classify_logits(x).argmax(-1)
+    posterior = model.encode(x, F.one_hot(y_hat, model.config.num_classes).float())
+    return posterior.mu, y_hat
+
+
+@torch.no_grad()
+def analogies(model: M2, images: torch.Tensor) -> torch.Tensor:
+    """Each image's style drawn as every class (the paper's Fig. 1): (B, K, C, H, W)."""
+    _require_images(model)
+    z, _ = infer_style(model, images)
+    k = model.config.num_classes
+    labels = torch.arange(k, device=z.device).repeat(len(z))       # (B*K,)
+    styles = z.repeat_interleave(k, dim=0)                          # (B*K, Z)
+    return generate(model, labels, styles).reshape(len(z), k, *model.config.image_shape)
+
+
+def evaluate_m2_run(run_dir, data_root=None, device: str = "auto") -> dict[str, float]:
+    """Test accuracy, error and marginal ELBO of an M2 run."""
+    from .checkpoints import load_model
+    from .training import resolve_device
+    dev = resolve_device(device)
+    model, ckpt = load_model(run_dir, dev)
+    task = make_task(ckpt.model_config, ckpt.train_config, data_root, dev)
+    return {f"test_{k}": v for k, v in task.evaluate(model, "test").items()}
