@@ -192,3 +192,114 @@ def test_a_crash_in_training_is_reported_and_the_app_stays_up():
     at.run()
     assert not at.exception
     assert any("Training failed" in e for e in errors(at))
+
+
+def png_bytes(image) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def drawn_digit(width=200, height=300):
+    from PIL import Image, ImageDraw
+    img = Image.new("RGB", (width, height), "white")
+    ImageDraw.Draw(img).line([(40, 45), (160, 45), (80, 255)], fill="black", width=18)
+    return img
+
+
+def test_interpolate_by_index_class_and_upload_with_the_path_drawn():
+    at = open_page("pages/3_Interpolate.py")
+    assert not at.exception and not errors(at)
+    strips = image_urls(at)
+    assert len(strips) == 2
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    path = spec["data"][-1]
+    assert path["name"] == "path" and len(plotly_values(path["x"])) == 10
+    at.slider[0].set_value(5).run()
+    assert len(plotly_values(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][-1]["x"])) == 5
+    at.number_input(key="End_index").set_value(3).run()
+    changed = image_urls(at)
+    assert changed[0] != strips[0]
+    at.radio(key="End_source").set_value("class").run()
+    at.selectbox(key="End_class").select(7).run()
+    assert not at.exception and "a 7" in texts(at)
+    at.radio[2].set_value("spherical").run()
+    assert not at.exception
+    at.radio(key="Start_source").set_value("upload").run()
+    assert "Upload an image to use it here" in texts(at)
+    at.get("file_uploader")[0].upload("seven.png", png_bytes(drawn_digit()), "image/png").run()
+    assert not at.exception and not errors(at) and "your upload" in texts(at)
+
+
+def test_reconstruct_an_upload_shows_each_step_scores_and_samples():
+    at = open_page("pages/4_Reconstruct.py")
+    assert not at.exception and not errors(at)
+    assert "Test digit #0" in texts(at)  # a test digit until something is uploaded
+    at.get("file_uploader")[0].upload("seven.png", png_bytes(drawn_digit()), "image/png").run()
+    assert not at.exception and not errors(at)
+    shown = texts(at)
+    assert "Preparing the image as MNIST was made" in shown and "Your image and its reconstruction" in shown
+    metrics = {m.label: m.value for m in at.get("metric")}
+    elbo = float(metrics["ELBO"].split()[0])
+    log_px = float(metrics["log p(x), importance-sampled (k=1000)"].split()[0])
+    assert log_px >= elbo - 1.0
+    assert "of the test digits" in shown
+    samples = image_urls(at)[-1]
+    at.button[0].click().run()
+    assert image_urls(at)[-1] != samples  # new prior samples
+
+
+def _bad_uploads():
+    import io
+    from PIL import Image
+    good = png_bytes(drawn_digit())
+    jpeg = io.BytesIO()
+    drawn_digit().save(jpeg, "JPEG")
+    gif = io.BytesIO()
+    frames = [drawn_digit().convert("L"), drawn_digit().convert("L").rotate(90)]
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:])
+    rgba = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+    rgba.paste((0, 0, 0, 255), (45, 10, 55, 90))
+    sixteen = Image.fromarray((np.asarray(drawn_digit().convert("L"), dtype=np.uint16) * 257))
+    floating = Image.fromarray(np.asarray(drawn_digit().convert("L"), dtype=np.float32) / 255, mode="F")
+    tiff = io.BytesIO()
+    floating.save(tiff, "TIFF")
+    cmyk = io.BytesIO()
+    drawn_digit().convert("CMYK").save(cmyk, "JPEG")
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    drawn_digit().rotate(90, expand=True).save(rotated, "JPEG", exif=exif)
+    bomb = png_bytes(Image.new("1", (20000, 20000)))
+    huge = png_bytes(Image.new("L", (5000, 5000), 255))
+    return {
+        # name: (file name, bytes, an error phrase, or None when the image must be accepted)
+        "empty": ("empty.png", b"", "empty"),
+        "not an image": ("notes.png", b"hello, this is text" * 20, "not an image"),
+        "truncated": ("cut.png", good[: len(good) // 2], "truncated or corrupt"),
+        "bomb": ("bomb.png", bomb, "too large"),
+        "huge": ("huge.png", huge, "5000x5000"),
+        "svg": ("digit.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><path d='M0 0'/></svg>", "SVG"),
+        "blank": ("blank.png", png_bytes(Image.new("L", (64, 64), 255)), "No ink found"),
+        "animated": ("anim.gif", gif.getvalue(), None),
+        "transparency-only strokes": ("alpha.png", png_bytes(rgba), None),
+        "16-bit": ("deep.png", png_bytes(sixteen), None),
+        "float": ("float.tiff", tiff.getvalue(), None),
+        "CMYK": ("cmyk.jpg", cmyk.getvalue(), None),
+        "EXIF-rotated": ("photo.jpg", rotated.getvalue(), None),
+        "JPEG": ("digit.jpg", jpeg.getvalue(), None),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_bad_uploads()))
+def test_every_kind_of_upload_gets_a_result_or_a_clear_message(kind):
+    name, data, phrase = _bad_uploads()[kind]
+    at = open_page("pages/4_Reconstruct.py")
+    at.get("file_uploader")[0].upload(name, data, "image/png").run()
+    assert not at.exception, at.exception
+    if phrase is None:
+        assert not errors(at) and "Your image and its reconstruction" in texts(at)
+    else:
+        assert any(phrase in e and name in e for e in errors(at)), errors(at)
+        assert "Test digit #0" in texts(at)  # the page goes on with a test digit
