@@ -303,3 +303,33 @@ def test_every_kind_of_upload_gets_a_result_or_a_clear_message(kind):
     else:
         assert any(phrase in e and name in e for e in errors(at)), errors(at)
         assert "Test digit #0" in texts(at)  # the page goes on with a test digit
+
+
+@pytest.fixture(scope="module")
+def tiny_m2_run():
+    from ui.common import RUNS
+    from vae_core.semisupervised import M2Config, M2TrainConfig, train_m2
+    path = RUNS / "m2-apptest"
+    if not path.exists():
+        train_m2(M2Config(latent_dim=4, hidden_dim=32),
+                 M2TrainConfig(dataset="synthetic", num_labels=100, epochs=2, device="cpu"), path)
+    return "m2-apptest"
+
+
+def test_semi_supervised_page_classifies_generates_and_draws_analogies(tiny_m2_run):
+    at = open_page("pages/6_Semi-supervised.py")
+    at.sidebar.selectbox[0].select(tiny_m2_run).run()
+    assert not at.exception and not errors(at)
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert sum(plotly_values(bars["y"])) == pytest.approx(1.0, abs=1e-4) and len(plotly_values(bars["y"])) == 10
+    at.get("file_uploader")[0].upload("seven.png", png_bytes(drawn_digit()), "image/png").run()
+    assert not at.exception and "your image" in str([e.proto for e in walk(at.main) if type(e).__name__ == "Image"])
+    before = image_urls(at)
+    at.selectbox[0].select(5).run()   # another class, same style
+    after = image_urls(at)
+    assert after != before and not at.exception
+    at.slider(key="style_0").set_value(2.5).run()
+    assert image_urls(at) != after
+    at.number_input(key="analogies_index").set_value(4).run()
+    assert not at.exception and not errors(at)
+    assert any("styles as 0-9" in str(e.proto) for e in walk(at.main) if type(e).__name__ == "Image")

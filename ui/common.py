@@ -22,8 +22,8 @@ from vae_core.jobs import JobManager
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints"
 RUNS = Path(os.environ.get("VAE_EXPLORER_RUNS", ROOT / "runs"))
-DEFAULT_RUN = "mnist-mlp-z2"
-PICKED = "picked_run"  # session key that carries the chosen run across pages
+DEFAULT_RUNS = {"vae": "mnist-mlp-z2", "m2": "mnist-m2"}
+PICKED = "picked_run"  # session key (per model kind) that carries the chosen run across pages
 
 
 @st.cache_resource(show_spinner=False)
@@ -53,6 +53,12 @@ def _load(path: str, state: str):
 def load_run(path: Path):
     """(model, checkpoint) of a run, cached until the run saves a newer state."""
     return _load(str(path), state_key(path))
+
+
+@st.cache_resource(show_spinner="Loading the M1 encoder...", max_entries=4)
+def m1_encoder(path: str):
+    """The M1 VAE of an M1+M2 run, whose posterior means are M2's inputs."""
+    return ckpts.load_model(path)[0]
 
 
 @st.cache_resource(show_spinner="Loading the test set...", max_entries=4)
@@ -98,6 +104,14 @@ def test_elbos(path: Path) -> np.ndarray:
 
 def _describe(ckpt: ckpts.Checkpoint) -> str:
     m, t, s = ckpt.model_config, ckpt.train_config, ckpt.summary
+    if ckpt.kind == "m2":
+        inputs = f"M1 features ({m.input_features})" if m.input_features else "pixels"
+        lines = [f"**M2** on {inputs}, hidden {m.hidden_dim}, style z {m.latent_dim}-D, {m.activation}",
+                 f"{t.dataset}, {t.num_labels} labels, {t.optimizer} lr {t.learning_rate:g}",
+                 f"{len(ckpt.epochs)} epochs, status: {s.get('status', '?')}"]
+        if "test_error" in s:
+            lines.append(f"test error **{100 * s['test_error']:.2f}%**")
+        return "  \n".join(lines)
     lines = [f"**{m.architecture.upper()}** {m.input_dim}-{m.hidden_dim}-{m.latent_dim}, {m.activation}, "
              f"{m.likelihood} decoder",
              f"{t.dataset}, {t.binarization} binarisation, estimator {t.estimator}, {t.optimizer} "
@@ -115,7 +129,8 @@ PAGES = [("app.py", "Home", ":material/home:"),
          ("pages/2_Latent_space.py", "Latent space", ":material/scatter_plot:"),
          ("pages/3_Interpolate.py", "Interpolate", ":material/linear_scale:"),
          ("pages/4_Reconstruct.py", "Reconstruct", ":material/image:"),
-         ("pages/5_Training_curves.py", "Training curves", ":material/show_chart:")]
+         ("pages/5_Training_curves.py", "Training curves", ":material/show_chart:"),
+         ("pages/6_Semi-supervised.py", "Semi-supervised", ":material/label:")]
 
 
 def sidebar_navigation() -> None:
@@ -133,17 +148,19 @@ def sidebar_model_picker(kind: str = "vae", min_latent: int = 1):
     runs = [r for r in available_runs(kind) if r.checkpoint.model_config.latent_dim >= min_latent]
     if not runs:
         st.sidebar.warning("No trained models yet.")
-        st.info("There is no trained model to show. Train one on the **Train** page.")
+        st.info("There is no trained model to show. " + (
+            "Train one with `python -m vae_core train --kind m2`." if kind == "m2"
+            else "Train one on the **Train** page."))
         st.stop()
     # Options are the labels themselves (unique: two folders cannot hold the same shipped name).
     paths = {f"{r.name}{' (shipped)' if r.path.parent == SHIPPED else ''}": r.path for r in runs}
     options = list(paths)
-    picked = st.session_state.get(PICKED)
+    picked = st.session_state.get(f"{PICKED}_{kind}")
     if picked not in options:
-        picked = next((o for o in options if paths[o].name == DEFAULT_RUN), options[0])
+        picked = next((o for o in options if paths[o].name == DEFAULT_RUNS.get(kind)), options[0])
     choice = st.sidebar.selectbox("Model", options, index=options.index(picked),
                                   key=f"model_picker_{kind}", help="Shipped runs and the runs you train")
-    st.session_state[PICKED] = choice
+    st.session_state[f"{PICKED}_{kind}"] = choice
     path = paths[choice]
     try:
         model, ckpt = load_run(path)

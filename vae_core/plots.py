@@ -70,4 +70,5 @@ def bars(values: np.ndarray, labels: list[str], title: str, errors: np.ndarray |
     fig = go.Figure(go.Bar(x=labels, y=values, error_y=None if errors is None else dict(type="data", array=errors),
                            marker_color="#1f77b4"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), title=title)
+    fig.update_xaxes(type="category")  # every label shown, in the given order
     return fig

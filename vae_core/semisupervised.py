@@ -309,8 +309,13 @@ def _require_images(model: M2) -> None:
 
 
 @torch.no_grad()
-def classify(model: M2, images: torch.Tensor) -> torch.Tensor:
-    """q(y|x) for images (B, C, H, W) or (B, H, W): (B, K)."""
+def classify(model: M2, images: torch.Tensor, m1: torch.nn.Module | None = None) -> torch.Tensor:
+    """q(y|x) for images (B, C, H, W) or (B, H, W): (B, K). An M1+M2 model needs its M1 VAE,
+    whose posterior means of the images are M2's inputs."""
+    if model.config.input_features:
+        if m1 is None:
+            raise ValueError("an M1+M2 model classifies M1 features: pass its M1 VAE")
+        images = m1.encode(images.reshape(-1, *m1.config.image_shape)).mu
     return model.classify_logits(images.reshape(images.shape[0], -1)).softmax(-1)
 
 

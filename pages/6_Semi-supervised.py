@@ -1,0 +1,78 @@
+"""Semi-supervised M2: classify a digit, generate a chosen class in a chosen style, analogies."""
+
+import numpy as np
+import streamlit as st
+import torch
+
+from ui.common import m1_encoder, page_intro, png, sidebar_model_picker, strip, test_set_grey, tile
+from ui.upload import digit_upload
+from vae_core.plots import bars
+from vae_core.semisupervised import analogies, classify, generate
+
+st.set_page_config(page_title="Semi-supervised · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
+
+path, model, ckpt = sidebar_model_picker(kind="m2")
+page_intro("Semi-supervised M2", (
+    "M2 (Kingma et al. 2014) is a VAE whose latent variables are split in two: the class y and a "
+    "continuous style z. It is trained on a few labelled digits and many unlabelled ones: for an "
+    "unlabelled digit the bound sums over every class, weighted by the classifier q(y|x), so the "
+    "unlabelled data train the classifier too. Fixing the style and changing y redraws the same "
+    "handwriting as another digit."))
+
+m1 = m1_encoder(ckpt.train_config.m1_run) if model.config.input_features else None
+images, labels = test_set_grey(ckpt)
+tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "Analogies"])
+
+
+def pick_digit(key: str):
+    steps = digit_upload("Upload a digit image", key=f"{key}_upload")
+    if steps is not None:
+        return steps.final, "your image"
+    index = st.number_input("...or use a test digit", 0, len(images) - 1, 0, key=f"{key}_index")
+    return images[index], f"test digit #{index} (a {labels[index]})"
+
+
+with tab_classify:
+    image, source = pick_digit("classify")
+    probs = classify(model, torch.as_tensor(image)[None], m1)[0].numpy()
+    left, right = st.columns([1, 3])
+    left.image(png(image, scale=6), caption=source)
+    right.plotly_chart(bars(probs, [str(k) for k in range(len(probs))],
+                            f"q(y|x): most likely {probs.argmax()} ({probs.max():.1%})"),
+                       config={"displayModeBar": False})
+    if "test_error" in ckpt.summary:
+        st.caption(f"This model's error on the 10,000 test digits: {100 * ckpt.summary['test_error']:.2f}% "
+                   f"with {ckpt.train_config.num_labels} labels.")
+
+if model.config.input_features:
+    for tab in (tab_generate, tab_analogies):
+        tab.info("This is an M1+M2 model: it generates M1 features, not pixels. Pick an M2 trained "
+                 "on pixels to generate digits.")
+    st.stop()
+
+with tab_generate:
+    st.markdown("Choose a class y and a style z; the decoder draws p(x|y, z)'s mean. A style is a "
+                "random draw from the prior (pick a seed) moved along two of its dimensions.")
+    c1, c2, c3 = st.columns(3)
+    digit = c1.selectbox("Class y", range(model.config.num_classes), index=3)
+    seed = c2.number_input("Style seed", 0, 10_000, 0)
+    dims = c3.multiselect("Dimensions to move", range(model.config.latent_dim), default=[0, 1],
+                          max_selections=2, format_func=lambda d: f"z{d + 1}")
+    z = torch.randn(model.config.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
+    for d in dims:
+        z[d] = st.slider(f"z{d + 1}", -3.0, 3.0, float(z[d]), 0.1, key=f"style_{d}")
+    single = generate(model, torch.tensor([digit]), z[None])[0, 0].numpy()
+    every = generate(model, torch.arange(model.config.num_classes), z.expand(model.config.num_classes, -1))
+    left, right = st.columns([1, 3])
+    left.image(png(single, scale=6), caption=f"a {digit} in this style")
+    right.image(png(strip(every[:, 0].numpy()), scale=3), caption="the same style, every class")
+
+with tab_analogies:
+    st.markdown("Infer the style of a digit (the posterior mean of q(z|x, y) with y the classifier's "
+                "guess) and draw all ten digits in it, as in the paper's Fig. 1.")
+    image, source = pick_digit("analogies")
+    rows = [image] + [images[i] for i in (10, 20, 30)]
+    grid = analogies(model, torch.as_tensor(np.stack(rows)))  # (4, 10, 1, H, W)
+    table = np.concatenate([np.stack(rows)[:, None], grid[:, :, 0].numpy()], axis=1)  # (4, 11, H, W)
+    st.image(png(tile(table.reshape(-1, *table.shape[2:]), columns=11), scale=3),
+             caption=f"left column: {source} and test digits #10, #20, #30; then their styles as 0-9")
