@@ -176,3 +176,9 @@ def test_conv_and_gaussian_models_train(tmp_path):
                              binarization="none" if model_config.likelihood == "gaussian" else "dynamic")
         trainer = train_vae(model_config, config, tmp_path / model_config.architecture / model_config.likelihood)
         assert trainer.history[-1]["val_elbo"] > trainer.history[0]["val_elbo"]
+
+
+def test_the_compiled_training_step_trains(tiny_model_config):
+    config = TrainConfig(dataset="synthetic", epochs=2, batch_size=64, device="cpu", compile=True, seed=2)
+    trainer = train_vae(tiny_model_config, config)
+    assert trainer.history[-1]["val_elbo"] > trainer.history[0]["val_elbo"]

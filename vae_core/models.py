@@ -66,8 +66,11 @@ class VAE(nn.Module):
                        generator: torch.Generator | None = None) -> torch.Tensor:
         """z = mu + sigma * eps with eps ~ N(0, I) (the reparameterisation trick, AEVB sec. 2.4)."""
         mu, logvar = posterior
-        eps = torch.randn((num_samples, *mu.shape), dtype=mu.dtype, device=mu.device,
-                          generator=generator)  # (L, B, D)
+        shape = (num_samples, *mu.shape)  # (L, B, D)
+        if generator is None:  # randn_like keeps the training step traceable by torch.compile
+            eps = torch.randn_like(mu.expand(shape))
+        else:
+            eps = torch.randn(shape, dtype=mu.dtype, device=mu.device, generator=generator)
         return mu + torch.exp(0.5 * logvar) * eps
 
     def forward(self, x: torch.Tensor, num_samples: int = 1,
