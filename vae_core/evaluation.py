@@ -10,21 +10,8 @@ import torch
 
 from . import checkpoints as ckpts
 from .data import prepare, load_dataset
-from .objectives import elbo, importance_sampled_log_likelihood
+from .objectives import evaluate_elbo, importance_sampled_log_likelihood
 from .training import resolve_device
-
-
-@torch.no_grad()
-def evaluate_elbo(model, images: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
-    """Test ELBO (estimator B, one sample per image) in nats per image."""
-    g = torch.Generator(device=images.device).manual_seed(seed)
-    sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        terms = elbo(model, x, "B", 1, 1.0, generator=g)
-        for key in sums:
-            sums[key] += getattr(terms, key).item() * len(x)
-    return {key: value / len(images) for key, value in sums.items()}
 
 
 @torch.no_grad()

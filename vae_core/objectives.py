@@ -142,3 +142,17 @@ def posterior_statistics(model: VAE, x: torch.Tensor, batch_size: int = 1000,
     variance = mu.var(dim=0, unbiased=False)
     return {"kl_per_dim": torch.cat(kls).mean(0), "mean_variance": variance,
             "active": variance > active_threshold}
+
+
+@torch.no_grad()
+def evaluate_elbo(model: VAE, images: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
+    """ELBO, reconstruction and KL over a data set (estimator B, one sample per image), in nats
+    per image; the noise comes from `seed`, so repeated evaluations compare fairly."""
+    g = torch.Generator(device=images.device).manual_seed(seed)
+    sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        terms = elbo(model, x, "B", 1, 1.0, generator=g)
+        for key in sums:
+            sums[key] += getattr(terms, key).item() * len(x)
+    return {key: value / len(images) for key, value in sums.items()}

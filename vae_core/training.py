@@ -23,7 +23,7 @@ from . import checkpoints as ckpts
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import Dataset, load_dataset, prepare
 from .models import build_model
-from .objectives import elbo, iwae_terms
+from .objectives import elbo, evaluate_elbo, iwae_terms
 
 EVAL_BATCH = 1000
 EVAL_SEED = 1234  # validation noise is the same every epoch, so epochs compare fairly
@@ -105,17 +105,8 @@ class VAETask:
             terms = elbo(model, batch, c.estimator, c.num_samples, beta)
         return terms.loss, {"elbo": terms.elbo, "recon": terms.recon, "kl": terms.kl}
 
-    @torch.no_grad()
     def evaluate(self, model, split):
-        images = getattr(self.data, split).images
-        g = torch.Generator(device=images.device).manual_seed(EVAL_SEED)
-        sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
-        for i in range(0, len(images), EVAL_BATCH):
-            x = images[i:i + EVAL_BATCH]
-            terms = elbo(model, x, "B", 1, 1.0, generator=g)
-            for k in sums:
-                sums[k] += getattr(terms, k).item() * len(x)
-        return {k: v / len(images) for k, v in sums.items()}
+        return evaluate_elbo(model, getattr(self.data, split).images, EVAL_BATCH, EVAL_SEED)
 
 
 def _rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
