@@ -115,6 +115,11 @@ def show_job(job) -> None:
 @st.fragment(run_every=1.0)
 def job_list() -> None:
     all_jobs = jobs.jobs()
+    ended = {job.id for job in all_jobs if not job.active}
+    if ended - st.session_state.setdefault("jobs_seen_ended", ended):
+        # A job just ended: rerun the whole page so the model picker and Resume list show it.
+        st.session_state["jobs_seen_ended"] = ended
+        st.rerun(scope="app")
     st.subheader("Jobs on this server")
     if not all_jobs:
         st.caption("No training jobs yet.")
