@@ -39,7 +39,7 @@ def test_cli_trains_lists_evaluates_resumes_and_slims(tmp_path, capsys):
 
     assert main(["evaluate", str(run), "--importance-samples", "50"]) == 0
     out = capsys.readouterr().out
-    assert "test_elbo:" in out and "test_log_likelihood:" in out
+    assert "test_elbo:" in out and "test_log_likelihood:" in out and "active_units:" in out
     assert read_checkpoint(run).summary["importance_samples"] == 50
 
     assert main(["resume", str(run), "--epochs", "3", "--progress", "none"]) == 0

@@ -165,6 +165,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, device=args.device, save=not args.no_save,
                           progress=ProgressBar().fraction if sys.stderr.isatty() else None)
     for key, value in result.items():
+        if isinstance(value, list):
+            value = " ".join(f"{v:.2f}" for v in value)
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return 0
 

@@ -10,7 +10,7 @@ import torch
 
 from . import checkpoints as ckpts
 from .data import prepare, load_dataset
-from .objectives import evaluate_elbo, importance_sampled_log_likelihood
+from .objectives import evaluate_elbo, importance_sampled_log_likelihood, posterior_statistics
 from .training import resolve_device
 
 
@@ -33,7 +33,8 @@ def evaluate_log_likelihood(model, images: torch.Tensor, num_importance_samples:
 def evaluate_run(run_dir: str | Path, num_importance_samples: int = 5000, data_root=None,
                  batch_size: int = 100, device: str = "auto", save: bool = True,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-    """Test ELBO and log-likelihood of a VAE run on its dataset's test split; recorded in the run."""
+    """Test ELBO, log-likelihood, active units (Var_x E[z_u|x] > 0.01) and per-dimension KL of a
+    VAE run on its dataset's test split; recorded in the run's summary."""
     dev = resolve_device(device)
     model, ckpt = ckpts.load_model(run_dir, dev)
     if ckpt.kind != "vae":
@@ -43,6 +44,9 @@ def evaluate_run(run_dir: str | Path, num_importance_samples: int = 5000, data_r
     images = test.images.to(dev)
     start = time.perf_counter()
     result = {f"test_{k}": v for k, v in evaluate_elbo(model, images).items()}
+    stats = posterior_statistics(model, images)
+    result["active_units"] = int(stats["active"].sum())
+    result["kl_per_dim"] = [round(v, 4) for v in stats["kl_per_dim"].tolist()]
     if num_importance_samples > 0:
         result["test_log_likelihood"] = evaluate_log_likelihood(
             model, images, num_importance_samples, batch_size, progress=progress)
