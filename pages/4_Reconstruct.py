@@ -1,6 +1,5 @@
 """Reconstruct: an uploaded digit, prepared as MNIST was, encoded, decoded and scored."""
 
-import numpy as np
 import streamlit as st
 
 from ui.common import page_intro, png, sidebar_model_picker, square, test_elbos, test_set_grey, tile

@@ -1,8 +1,9 @@
 """Exploration helpers behind the pages, and background training jobs."""
 
+import time
+
 import numpy as np
 import pytest
-import torch
 
 from vae_core import explore
 from vae_core.checkpoints import load_model, read_checkpoint
@@ -78,9 +79,9 @@ def test_jobs_run_stop_resume_and_report_failures(tmp_path):
     job = manager.start(tiny, TrainConfig(dataset="synthetic", epochs=10_000, num_threads=1), "long ../run")
     with pytest.raises(RuntimeError, match="already training"):
         manager.start(tiny, TrainConfig(dataset="synthetic", epochs=1), "second")
-    deadline = __import__("time").monotonic() + 60
-    while len(job.epochs) < 2 and __import__("time").monotonic() < deadline:
-        __import__("time").sleep(0.1)
+    deadline = time.monotonic() + 60
+    while len(job.epochs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     job.stop()
     assert manager.wait(job, 60) and job.status == "stopped", job.error
     assert job.run_dir.parent == tmp_path and job.run_dir.name == "long-run"

@@ -1,6 +1,5 @@
 """The ELBO, its estimators and the importance-sampled log-likelihood."""
 
-import math
 
 import pytest
 import torch

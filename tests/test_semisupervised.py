@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from vae_core import checkpoints as ckpts
 from vae_core.cli import main
 from vae_core.config import ConfigError, ModelConfig, TrainConfig
-from vae_core.data import prepare, synthetic_dataset
-from vae_core.semisupervised import (M2Config, M2Task, M2TrainConfig, analogies, balanced_labelled_subset,
+from vae_core.data import synthetic_dataset
+from vae_core.semisupervised import (M2Config, M2TrainConfig, analogies, balanced_labelled_subset,
                                      build_m2, classify, generate, train_m2)
 from vae_core.training import resume, train_vae
 

@@ -1,6 +1,5 @@
 """The training loop: steps, resume, early stopping, the NaN guard and progress events."""
 
-import json
 import threading
 
 import pytest

@@ -13,7 +13,7 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
@@ -21,7 +21,7 @@ import torch
 
 from . import checkpoints as ckpts
 from .config import ConfigError, ModelConfig, TrainConfig
-from .data import Dataset, load_dataset, prepare
+from .data import Dataset, Split, load_dataset, prepare
 from .models import build_model
 from .objectives import elbo, evaluate_elbo, iwae_terms
 
@@ -372,8 +372,6 @@ class Trainer:
 def load_training_data(config: TrainConfig, data_root: str | Path | None, device: torch.device) -> Dataset:
     data = prepare(load_dataset(config.dataset, data_root), config.binarization, config.seed)
     if config.max_train_examples:
-        from dataclasses import replace
-        from .data import Split
         n = config.max_train_examples
         data = replace(data, train=Split(data.train.images[:n], data.train.labels[:n]))
     return data.to(device)
@@ -405,7 +403,6 @@ def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path
     """Continue a stopped run (or extend a finished one to `epochs`) in place, curves and all."""
     ckpt = ckpts.read_checkpoint(run_dir, with_training_state=True)
     config = ckpt.train_config
-    from dataclasses import replace
     if epochs is not None:
         config = replace(config, epochs=epochs)
     if device is not None:
