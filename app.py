@@ -6,7 +6,7 @@ from ui.common import available_runs, sidebar_model_picker
 
 
 st.set_page_config(page_title="VAE Explorer", page_icon=":material/blur_on:", layout="wide")
-sidebar_model_picker()
+sidebar_model_picker(load=False)  # the home page needs no model, nor torch
 
 st.title("VAE Explorer")
 st.markdown(

@@ -15,9 +15,10 @@ import streamlit as st
 from PIL import Image
 
 from vae_core import checkpoints as ckpts
-from vae_core.data import load_dataset, prepare
-from vae_core.explore import encode, per_image_elbo
 from vae_core.jobs import JobManager
+
+# vae_core.data and vae_core.explore import torch, which takes over a second: they are imported
+# where a page needs a model, so that the home page comes up without it.
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints"
@@ -63,6 +64,7 @@ def m1_encoder(path: str):
 
 @st.cache_resource(show_spinner="Loading the test set...", max_entries=4)
 def _test_split(dataset: str, binarization: str, seed: int):
+    from vae_core.data import load_dataset, prepare
     data = prepare(load_dataset(dataset, os.environ.get("VAE_DATA_ROOT")), binarization, seed)
     return data.test.images[:, 0].numpy(), data.test.labels.numpy()
 
@@ -80,6 +82,7 @@ def test_set_grey(ckpt: ckpts.Checkpoint) -> tuple[np.ndarray, np.ndarray]:
 
 @st.cache_data(show_spinner="Encoding the test set...", max_entries=8)
 def _encodings(path: str, state: str) -> tuple[np.ndarray, np.ndarray]:
+    from vae_core.explore import encode
     model, ckpt = _load(path, state)
     images, labels = test_set_grey(ckpt)
     mu, _ = encode(model, images)
@@ -93,6 +96,7 @@ def test_encodings(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @st.cache_data(show_spinner="Scoring the test set...", max_entries=8)
 def _test_elbos(path: str, state: str) -> np.ndarray:
+    from vae_core.explore import per_image_elbo
     model, ckpt = _load(path, state)
     images, _ = test_set(ckpt)
     return per_image_elbo(model, images)
@@ -141,9 +145,10 @@ def sidebar_navigation() -> None:
         st.divider()
 
 
-def sidebar_model_picker(kind: str = "vae", min_latent: int = 1):
+def sidebar_model_picker(kind: str = "vae", min_latent: int = 1, load: bool = True):
     """The sidebar of every page: navigation and the run chooser. Returns (run path, model,
-    checkpoint), or stops the page with a message when there is no model."""
+    checkpoint), or stops the page with a message when there is no model. With `load=False`
+    the model is None and the checkpoint carries no weights."""
     sidebar_navigation()
     runs = [r for r in available_runs(kind) if r.checkpoint.model_config.latent_dim >= min_latent]
     if not runs:
@@ -163,7 +168,7 @@ def sidebar_model_picker(kind: str = "vae", min_latent: int = 1):
     st.session_state[f"{PICKED}_{kind}"] = choice
     path = paths[choice]
     try:
-        model, ckpt = load_run(path)
+        model, ckpt = load_run(path) if load else (None, next(r.checkpoint for r in runs if r.path == path))
     except ckpts.CheckpointError as exc:
         st.error(f"This run cannot be loaded: {exc}")
         st.stop()

@@ -1,6 +1,7 @@
 """Run folders: weights as safetensors, config and history as JSON, optimizer state for resuming.
 
-Nothing is ever unpickled, so a checkpoint from an untrusted source cannot run code. A save
+Nothing is ever unpickled, so a checkpoint from an untrusted source cannot run code. Reading
+configs and histories (listing runs) does not import torch. A save
 writes a complete new state folder and then atomically replaces the small `run.json` pointer,
 so a process killed at any moment leaves the previous checkpoint loadable:
 
@@ -25,9 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from . import config as cfg
 
@@ -47,15 +46,26 @@ class CheckpointError(RuntimeError):
         super().__init__(f"{path}: {problem}")
 
 
-def model_classes(kind: str) -> tuple[type, type, Any]:
-    """(model config class, train config class, model builder) for a checkpoint kind."""
-    if kind == "vae":
-        from .models import build_model
-        return cfg.ModelConfig, cfg.TrainConfig, build_model
+CONFIG_CLASSES = {"vae": (cfg.ModelConfig, cfg.TrainConfig), "m2": (cfg.M2Config, cfg.M2TrainConfig)}
+
+
+def build_model_for(kind: str, model_config: Any):
+    """The untrained model of a checkpoint kind (imports torch only when a model is needed)."""
     if kind == "m2":
-        from . import semisupervised as ss
-        return ss.M2Config, ss.M2TrainConfig, ss.build_m2
-    raise KeyError(kind)
+        from .semisupervised import build_m2
+        return build_m2(model_config)
+    from .models import build_model
+    return build_model(model_config)
+
+
+def save_file(tensors: dict, path: str, metadata: dict | None = None) -> None:
+    from safetensors.torch import save_file as save
+    save(tensors, path, metadata=metadata)
+
+
+def load_file(path: str) -> dict:
+    from safetensors.torch import load_file as load
+    return load(path)
 
 
 @dataclass
@@ -247,7 +257,7 @@ def _read_state(run_dir: Path, folder: Path, with_training_state: bool, with_wei
     if not isinstance(config, dict) or not {"kind", "model", "training"} <= set(config):
         raise CheckpointError(folder / "config.json", "needs the keys kind, model and training")
     try:
-        model_cls, train_cls, _ = model_classes(config["kind"])
+        model_cls, train_cls = CONFIG_CLASSES[config["kind"]]
     except (KeyError, TypeError):
         raise CheckpointError(folder / "config.json", f"unknown model kind {config['kind']!r}") from None
     try:
@@ -281,8 +291,8 @@ def _read_state(run_dir: Path, folder: Path, with_training_state: bool, with_wei
 def build_from_checkpoint(ckpt: Checkpoint, weights: dict[str, torch.Tensor] | None = None,
                           device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the model from its config and load weights, checking every name and shape."""
-    _, _, build = model_classes(ckpt.kind)
-    model = build(ckpt.model_config)
+    import torch
+    model = build_model_for(ckpt.kind, ckpt.model_config)
     weights = ckpt.weights if weights is None else weights
     expected = model.state_dict()
     path = state_folder(ckpt.path) / "weights.safetensors"

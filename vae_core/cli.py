@@ -122,9 +122,9 @@ def _callbacks(progress: str) -> list:
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.kind == "m2":
-        from .semisupervised import M2Config, M2TrainConfig, train_m2 as train
-        model_config = config_from_args(M2Config, args)
-        train_config = config_from_args(M2TrainConfig, args)
+        from .semisupervised import train_m2 as train
+        model_config = config_from_args(cfg.M2Config, args)
+        train_config = config_from_args(cfg.M2TrainConfig, args)
     else:
         from .training import train_vae as train
         model_config = config_from_args(cfg.ModelConfig, args)
@@ -212,9 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="vae: the AEVB model; m2: semi-supervised M2 or M1+M2 (Kingma et al. 2014)")
     add_config_flags(train, cfg.ModelConfig, "model")
     add_config_flags(train, cfg.TrainConfig, "training")
-    from .semisupervised import M2Config, M2TrainConfig
-    add_config_flags(train, M2Config, "semi-supervised model (--kind m2)")
-    add_config_flags(train, M2TrainConfig, "semi-supervised training (--kind m2)")
+    add_config_flags(train, cfg.M2Config, "semi-supervised model (--kind m2)")
+    add_config_flags(train, cfg.M2TrainConfig, "semi-supervised training (--kind m2)")
 
     res = sub.add_parser("resume", help="continue a stopped run, or extend a finished one")
     res.add_argument("run")

@@ -18,73 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config as cfg
-from .config import ConfigError, config_field
+from .config import ConfigError, M2Config, M2TrainConfig
 from .data import Dataset, Split, load_dataset, prepare
 from .models import MIN_DECODER_LOGVAR, Posterior
 from .objectives import LOG_2PI, gaussian_kl
 
 EVAL_BATCH = 1000
 EVAL_SEED = 1234
-
-
-@dataclass(frozen=True)
-class M2Config:
-    """M2's networks; defaults are the paper's MNIST setting (sec. 4.1 and Appendix)."""
-
-    input_features: int = config_field(0, "0: images of image_channels x image_height x image_width; "
-                                 "N > 0: feature vectors of size N (M1+M2)", low=0, high=100000)
-    image_channels: int = config_field(1, "channels of the input images", low=1, high=4)
-    image_height: int = config_field(28, "height of the input images", low=1, high=256)
-    image_width: int = config_field(28, "width of the input images", low=1, high=256)
-    num_classes: int = config_field(10, "number of classes y", low=2, high=1000)
-    latent_dim: int = config_field(50, "size of the style z (paper: 50)", low=1, high=1024)
-    hidden_dim: int = config_field(500, "hidden units of each network (paper: 500)", low=1, high=8192)
-    activation: str = config_field("softplus", "hidden non-linearity (paper: softplus)",
-                             choices=("softplus", "tanh", "relu"))
-    likelihood: str = config_field("bernoulli", "p(x|y,z): bernoulli for binary images, gaussian for "
-                             "M1 features", choices=("bernoulli", "gaussian"))
-
-    @property
-    def input_dim(self) -> int:
-        return self.input_features or self.image_channels * self.image_height * self.image_width
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.image_channels, self.image_height, self.image_width)
-
-    def __post_init__(self) -> None:
-        cfg.validate(self)
-
-
-@dataclass(frozen=True)
-class M2TrainConfig:
-    """How M2 is trained. Shared fields mean what they mean in `TrainConfig`."""
-
-    dataset: str = config_field("mnist", "training data", choices=("mnist", "fashion-mnist", "synthetic"))
-    binarization: str = config_field("dynamic", "dynamic, static or none (as for the VAE)",
-                               choices=("dynamic", "static", "none"))
-    num_labels: int = config_field(100, "labelled training examples, the same number per class "
-                             "(paper: 100, 600, 1000, 3000)", low=1, high=60000)
-    label_seed: int = config_field(0, "seed for drawing the labelled subset", low=0, high=2**63 - 1)
-    labelled_batch_size: int = config_field(100, "labelled examples per step", low=1, high=65536)
-    alpha_scale: float = config_field(0.1, "classification weight: alpha = alpha_scale * N_unlabelled / "
-                                "N_labelled per labelled example (see M2Task.loss)", low=0.0, high=1e6)
-    m1_run: str = config_field("", "M1+M2: a trained VAE run whose posterior means are M2's inputs "
-                         "(empty: plain M2 on pixels)")
-    epochs: int = config_field(100, "maximum passes over the unlabelled training set", low=1, high=100000)
-    batch_size: int = config_field(100, "unlabelled examples per step", low=1, high=65536)
-    learning_rate: float = config_field(3e-4, "optimiser step size (paper: 3e-4)", low=1e-7, high=10.0)
-    optimizer: str = config_field("adam", "adam or adagrad", choices=("adam", "adagrad"))
-    patience: int = config_field(10, "stop after this many epochs without a better validation accuracy "
-                           "and restore the best weights (0: never)", low=0, high=100000)
-    device: str = config_field("auto", "auto, cpu, cuda or mps", choices=("auto", "cpu", "cuda", "mps"))
-    seed: int = config_field(0, "random seed for initialisation, batches and sampling", low=0, high=2**63 - 1)
-    num_threads: int = config_field(0, "CPU threads for torch (0: torch's default)", low=0, high=1024)
-    compile: bool = config_field(False, "compile the loss with torch.compile")
-
-    def __post_init__(self) -> None:
-        cfg.validate(self)
 
 
 class M2Output(NamedTuple):
