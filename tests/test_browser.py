@@ -74,4 +74,7 @@ def test_slider_and_upload_in_a_real_browser(tmp_path):
         page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
             {"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image at all"})
         page.get_by_text("not an image").first.wait_for()
+        page.get_by_text("Test digit #0 (a 7) and its reconstruction").wait_for()
+        wait_idle(page)
+        assert page.get_by_text("Your image and its reconstruction").count() == 0
         page.screenshot(path=str(ARTIFACTS / "browser-bad-upload.png"), full_page=True)
