@@ -333,3 +333,19 @@ def test_semi_supervised_page_classifies_generates_and_draws_analogies(tiny_m2_r
     at.number_input(key="analogies_index").set_value(4).run()
     assert not at.exception and not errors(at)
     assert any("styles as 0-9" in str(e.proto) for e in walk(at.main) if type(e).__name__ == "Image")
+
+
+def test_a_broken_run_is_listed_with_its_problem_and_the_app_goes_on():
+    from ui.common import RUNS
+    broken = RUNS / "broken-apptest"
+    broken.mkdir(parents=True, exist_ok=True)
+    (broken / "run.json").write_text('{"format": "vae-explorer-run", "version": 1, "state": "state-000001"}')
+    try:
+        at = open_page()
+        assert not at.exception
+        captions = " ".join(c.value for c in at.sidebar.caption)
+        assert "broken-apptest" in captions and "state folder named by run.json is missing" in captions
+        assert "broken-apptest" not in at.sidebar.selectbox[0].options
+    finally:
+        import shutil
+        shutil.rmtree(broken)

@@ -38,6 +38,10 @@ def available_runs(kind: str = "vae") -> list[ckpts.RunInfo]:
             if r.checkpoint is not None and r.checkpoint.kind == kind]
 
 
+def unreadable_runs() -> list[ckpts.RunInfo]:
+    return [r for r in ckpts.list_runs(SHIPPED, RUNS) if r.error]
+
+
 def state_key(path: Path) -> str:
     """The name of a run's current state folder: changes whenever the run saves."""
     try:
@@ -173,6 +177,11 @@ def sidebar_model_picker(kind: str = "vae", min_latent: int = 1, load: bool = Tr
         st.error(f"This run cannot be loaded: {exc}")
         st.stop()
     st.sidebar.markdown(_describe(ckpt))
+    broken = unreadable_runs()
+    if broken:
+        with st.sidebar.expander(f"{len(broken)} run(s) cannot be read"):
+            for run in broken:
+                st.caption(f"**{run.name}**: {run.error}")
     return path, model, ckpt
 
 
