@@ -51,16 +51,18 @@ if model.config.input_features:
     st.stop()
 
 with tab_generate:
-    st.markdown("Choose a class y and a style z; the decoder draws p(x|y, z)'s mean. A style is a "
-                "random draw from the prior (pick a seed) moved along two of its dimensions.")
+    st.markdown("Choose a class y and a style z; the decoder draws p(x|y, z)'s mean. The style is "
+                "the prior mean z = 0 (seed 0) or a random draw from the prior (other seeds), moved "
+                "along two of its dimensions.")
     c1, c2, c3 = st.columns(3)
     digit = c1.selectbox("Class y", range(model.config.num_classes), index=3)
     seed = c2.number_input("Style seed", 0, 10_000, 0)
     dims = c3.multiselect("Dimensions to move", range(model.config.latent_dim), default=[0, 1],
                           max_selections=2, format_func=lambda d: f"z{d + 1}")
-    z = torch.randn(model.config.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
+    z = torch.zeros(model.config.latent_dim) if seed == 0 else \
+        torch.randn(model.config.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
     for d in dims:
-        z[d] = st.slider(f"z{d + 1}", -3.0, 3.0, float(z[d]), 0.1, key=f"style_{d}")
+        z[d] = st.slider(f"z{d + 1}", -3.0, 3.0, round(float(z[d]), 1), 0.1, key=f"style_{d}_{seed}")
     single = generate(model, torch.tensor([digit]), z[None])[0, 0].numpy()
     every = generate(model, torch.arange(model.config.num_classes), z.expand(model.config.num_classes, -1))
     left, right = st.columns([1, 3])

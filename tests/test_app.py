@@ -328,7 +328,7 @@ def test_semi_supervised_page_classifies_generates_and_draws_analogies(tiny_m2_r
     at.selectbox[0].select(5).run()   # another class, same style
     after = image_urls(at)
     assert after != before and not at.exception
-    at.slider(key="style_0").set_value(2.5).run()
+    at.slider(key="style_0_0").set_value(2.5).run()
     assert image_urls(at) != after
     at.number_input(key="analogies_index").set_value(4).run()
     assert not at.exception and not errors(at)
