@@ -115,20 +115,25 @@ def test_early_stopping_restores_the_best_epoch(tiny_model_config, tmp_path):
 
 
 class NaNAfter(VAETask):
-    def __init__(self, data, config, at_step):
-        super().__init__(data, config)
+    """Feeds a batch of NaNs from the `at_step`-th batch on (the sanity check's batch counts)."""
+
+    def __init__(self, data, config, at_step, manual_gradients):
+        super().__init__(data, config, manual_gradients)
         self.at_step, self.steps = at_step, 0
 
-    def loss(self, model, batch, beta):
-        loss, terms = super().loss(model, batch, beta)
+    def train_batch(self, indices, generator):
+        batch = super().train_batch(indices, generator)
         self.steps += 1
-        return (loss * float("nan") if self.steps >= self.at_step else loss), terms
+        return batch * float("nan") if self.steps >= self.at_step else batch
 
 
-def test_a_nan_loss_stops_with_the_step_named_and_keeps_the_last_checkpoint(tiny_model_config, tmp_path):
+@pytest.mark.parametrize("manual_gradients", [True, False], ids=["hand-derived", "autograd"])
+def test_a_nan_loss_stops_with_the_step_named_and_keeps_the_last_checkpoint(tiny_model_config, tmp_path,
+                                                                              manual_gradients):
     config = TrainConfig(dataset="synthetic", epochs=5, batch_size=64, seed=0, device="cpu")
     torch.manual_seed(0)
-    task = NaNAfter(prepare(synthetic_dataset(), "dynamic"), config, at_step=1 + 8 + 3)  # sanity check, epoch 1, then step 3
+    task = NaNAfter(prepare(synthetic_dataset(), "dynamic"), config, 1 + 8 + 3,  # sanity check, epoch 1, step 3
+                    manual_gradients)
     trainer = Trainer(build_model(tiny_model_config), tiny_model_config, config, task, tmp_path / "run")
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3 \(global step 11\)"):
         trainer.fit()

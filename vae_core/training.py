@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Protocol
 import torch
 
 from . import checkpoints as ckpts
+from . import gradients
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import Dataset, Split, load_dataset, prepare
 from .models import build_model
@@ -65,6 +66,7 @@ class Task(Protocol):
     def train_batch(self, indices: torch.Tensor, generator: torch.Generator) -> Any: ...  # len() = examples
     def loss(self, model: torch.nn.Module, batch: Any, beta: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
     def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]: ...
+    # Optional: gradient_step(model) -> a `loss` that also fills .grad, or None for autograd.
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,10 +88,11 @@ class VAETask:
 
     kind = "vae"
 
-    def __init__(self, data: Dataset, config: TrainConfig):
+    def __init__(self, data: Dataset, config: TrainConfig, manual_gradients: bool = True):
         self.data = data
         self.config = config
         self.num_train = len(data.train)
+        self.manual_gradients = manual_gradients
 
     def train_batch(self, indices: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = self.data.train.images.index_select(0, indices)
@@ -107,6 +110,19 @@ class VAETask:
 
     def evaluate(self, model, split):
         return evaluate_elbo(model, getattr(self.data, split).images, EVAL_BATCH, EVAL_SEED)
+
+    def gradient_step(self, model) -> Callable | None:
+        """`loss` that also fills the parameters' `.grad`, when the hand-derived gradients of
+        `gradients` cover this model and objective (the paper's default); None: use autograd."""
+        c = self.config
+        if not self.manual_gradients or c.compile or not gradients.supported(
+                model, c.estimator, c.num_samples, c.objective):
+            return None
+
+        def loss_and_gradients(model, batch, beta):
+            terms = gradients.elbo_with_gradients(model, batch, beta)
+            return terms.loss, {"elbo": terms.elbo, "recon": terms.recon, "kl": terms.kl}
+        return loss_and_gradients
 
 
 def _rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -225,6 +241,7 @@ class Trainer:
             torch.set_num_threads(self.config.num_threads)
         self.sanity_check()
         loss_fn = torch.compile(self.task.loss) if self.config.compile else self.task.loss
+        manual = getattr(self.task, "gradient_step", lambda model: None)(self.model)
         self.model.train()
         self.summary["status"] = "running"
         self._emit("start")
@@ -242,14 +259,15 @@ class Trainer:
                     return self._finish("stopped")
                 start = self.step_in_epoch * bs
                 batch = self.task.train_batch(self.permutation[start:start + bs], self.generator)
-                loss, terms = loss_fn(self.model, batch, self.beta())
+                loss, terms = (manual or loss_fn)(self.model, batch, self.beta())
                 if not torch.isfinite(loss):
                     raise NonFiniteLossError(
                         f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
                         f"(global step {self.global_step + 1}); training stopped and the last "
                         "checkpoint was kept. Try a smaller learning rate.")
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if manual is None:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
                 self.optimizer.step()
                 n = len(batch)
                 for key, value in terms.items():
