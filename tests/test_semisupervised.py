@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from vae_core import checkpoints as ckpts
 from vae_core.cli import main
 from vae_core.config import ConfigError, ModelConfig, TrainConfig
-from vae_core.data import synthetic_dataset
+from vae_core.data import Split, synthetic_dataset
 from vae_core.semisupervised import (M2Config, M2TrainConfig, analogies, balanced_labelled_subset,
-                                     build_m2, classify, generate, train_m2)
+                                     build_m2, classify, generate, generative_accuracy, train_m2)
 from vae_core.training import resume, train_vae
 
 TINY = M2Config(latent_dim=8, hidden_dim=64)
@@ -38,6 +38,24 @@ def test_unlabelled_bound_is_the_enumerated_expectation_by_hand():
         expected += q[:, c] * (log_px - math.log(3) - kl)
     expected += -(q * q.log()).sum(-1)
     torch.testing.assert_close(u, expected)
+
+
+def test_generative_accuracy_is_how_often_the_true_class_explains_x_best():
+    torch.manual_seed(0)
+    model = build_m2(M2Config(image_height=4, image_width=4, num_classes=2, latent_dim=1, hidden_dim=8))
+    # A decoder that draws class 0 as the top half of the image and class 1 as the bottom half.
+    model.decoder = torch.nn.Linear(1 + 2, 16)
+    with torch.no_grad():
+        model.decoder.weight.zero_()
+        model.decoder.bias.zero_()
+        model.decoder.weight[:8, 1] = model.decoder.weight[8:, 2] = 10.0
+        model.decoder.weight[8:, 1] = model.decoder.weight[:8, 2] = -10.0
+    top = torch.cat([torch.ones(8), torch.zeros(8)])
+    images = torch.stack([top, 1 - top, top, 1 - top]).reshape(4, 1, 4, 4)
+    labels = torch.tensor([0, 1, 0, 1])
+    g = torch.Generator().manual_seed(0)
+    assert generative_accuracy(model, Split(images, labels), g) == 1.0
+    assert generative_accuracy(model, Split(images, 1 - labels), g) == 0.0
 
 
 def test_labelled_subsets_are_balanced_and_reproducible():
@@ -119,7 +137,8 @@ def test_cli_trains_and_evaluates_m2(tmp_path, capsys):
                  "--progress", "none"]) == 0
     assert ckpts.read_checkpoint(tmp_path / "m2").model_config.latent_dim == 3
     assert main(["evaluate", str(tmp_path / "m2")]) == 0
-    assert "test_accuracy:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test_accuracy:" in out and "test_generative_accuracy:" in out
     assert main(["train", "--kind", "m2", "--dataset", "synthetic", "--num-labels", "55", "--epochs", "1",
                  "--runs-dir", str(tmp_path), "--progress", "none"]) == 2
     assert "not a multiple" in capsys.readouterr().err

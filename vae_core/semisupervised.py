@@ -87,18 +87,22 @@ class M2(nn.Module):
         log_prior_y = -math.log(self.config.num_classes)
         return self.log_likelihood(x, out.loc, out.logvar) + log_prior_y - gaussian_kl(out.posterior).sum(-1)
 
+    def class_bounds(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """L(x, y) for every class y, one sample of z each: flat x (B, D) -> (B, K)."""
+        k = self.config.num_classes
+        ys = torch.eye(k, device=x.device)[:, None, :].expand(k, x.shape[0], k)  # (K, B, K)
+        return self.labelled_bound(x.expand(k, *x.shape), ys, generator).T
+
     def unlabelled_bound(self, x: torch.Tensor, generator: torch.Generator | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)) (paper eq. 7), every class enumerated.
         Returns (U (B,), the classifier's logits (B, K))."""
         x = self.flat(x)
-        k = self.config.num_classes
         logits = self.classifier(x)                                       # (B, K)
         q = logits.softmax(-1)
-        ys = torch.eye(k, device=x.device)[:, None, :].expand(k, x.shape[0], k)  # (K, B, K)
-        bounds = self.labelled_bound(x.expand(k, *x.shape), ys, generator)       # (K, B)
+        bounds = self.class_bounds(x, generator)                          # (B, K)
         entropy = -(q * logits.log_softmax(-1)).sum(-1)                   # (B,)
-        return (q * bounds.T).sum(-1) + entropy, logits
+        return (q * bounds).sum(-1) + entropy, logits
 
 
 def build_m2(config: M2Config) -> M2:
@@ -289,11 +293,28 @@ def analogies(model: M2, images: torch.Tensor) -> torch.Tensor:
     return generate(model, labels, styles).reshape(len(z), k, *model.config.image_shape)
 
 
+def generative_accuracy(model: M2, split: Split, generator: torch.Generator) -> float:
+    """How often the generative model itself prefers the true class: argmax_y L(x, y).
+
+    The unlabelled term pulls q(y|x) towards softmax_y L(x, y), so when this is below the
+    classifier's accuracy, unlabelled data make the classifier worse: the style z, not y,
+    carries the class."""
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(split), EVAL_BATCH):
+            x = split.images[i:i + EVAL_BATCH].reshape(-1, model.config.input_dim)
+            correct += (model.class_bounds(x, generator).argmax(-1) == split.labels[i:i + EVAL_BATCH]).sum().item()
+    return correct / len(split)
+
+
 def evaluate_m2_run(run_dir, data_root=None, device: str = "auto") -> dict[str, float]:
-    """Test accuracy, error and marginal ELBO of an M2 run."""
+    """Test accuracy, error and marginal ELBO of an M2 run, and its generative accuracy."""
     from .checkpoints import load_model
     from .training import resolve_device
     dev = resolve_device(device)
     model, ckpt = load_model(run_dir, dev)
     task = make_task(ckpt.model_config, ckpt.train_config, data_root, dev)
-    return {f"test_{k}": v for k, v in task.evaluate(model, "test").items()}
+    result = {f"test_{k}": v for k, v in task.evaluate(model, "test").items()}
+    g = torch.Generator(device=dev).manual_seed(EVAL_SEED)
+    result["test_generative_accuracy"] = generative_accuracy(model, task.data.test, g)
+    return result
