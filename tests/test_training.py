@@ -76,9 +76,16 @@ def test_resume_extends_a_finished_run(tiny_model_config, tiny_train_config, tmp
     train_vae(tiny_model_config, tiny_train_config, tmp_path / "run")
     with pytest.raises(ConfigError, match="ask for more"):
         resume(tmp_path / "run")
-    trainer = resume(tmp_path / "run", epochs=5)
+    with pytest.raises(ConfigError, match="num_threads"):
+        resume(tmp_path / "run", epochs=5, num_threads=-1)
+    threads = torch.get_num_threads()
+    try:
+        trainer = resume(tmp_path / "run", epochs=5, num_threads=1)
+    finally:
+        torch.set_num_threads(threads)  # the setting is process-wide
     assert [r["epoch"] for r in trainer.history] == [1, 2, 3, 4, 5]
-    assert len(ckpts.read_checkpoint(tmp_path / "run").epochs) == 5
+    ckpt = ckpts.read_checkpoint(tmp_path / "run")
+    assert len(ckpt.epochs) == 5 and ckpt.train_config.num_threads == 1
 
 
 class ScriptedValidation(VAETask):

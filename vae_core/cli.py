@@ -145,7 +145,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .training import resume
     stop = threading.Event()
     _install_stop_handler(stop)
-    trainer = resume(args.run, args.epochs, args.data_root, _callbacks(args.progress), stop, args.device)
+    trainer = resume(args.run, args.epochs, args.data_root, _callbacks(args.progress), stop, args.device,
+                     args.num_threads)
     print(f"saved: {args.run} ({trainer.summary['status']})", file=sys.stderr)
     return 0
 
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--epochs", type=int, help="new total number of epochs")
     res.add_argument("--data-root")
     res.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    res.add_argument("--num-threads", type=int, help="CPU threads for torch (default: as the run was started)")
     res.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar")
 
     ev = sub.add_parser("evaluate", help="test ELBO and importance-sampled log-likelihood of a run")

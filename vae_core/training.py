@@ -21,7 +21,7 @@ import torch
 
 from . import checkpoints as ckpts
 from . import gradients
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import ConfigError, ModelConfig, TrainConfig, validate
 from .data import Dataset, Split, load_dataset, prepare
 from .models import build_model
 from .objectives import elbo, evaluate_elbo, iwae_terms
@@ -417,14 +417,18 @@ def train_vae(model_config: ModelConfig, config: TrainConfig, run_dir: str | Pat
 
 def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path | None = None,
            callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
-           device: str | None = None) -> Trainer:
-    """Continue a stopped run (or extend a finished one to `epochs`) in place, curves and all."""
+           device: str | None = None, num_threads: int | None = None) -> Trainer:
+    """Continue a stopped run (or extend a finished one to `epochs`) in place, curves and all;
+    `device` and `num_threads` may differ from the first session's (the results do not)."""
     ckpt = ckpts.read_checkpoint(run_dir, with_training_state=True)
     config = ckpt.train_config
     if epochs is not None:
         config = replace(config, epochs=epochs)
     if device is not None:
         config = replace(config, device=device)
+    if num_threads is not None:
+        config = replace(config, num_threads=num_threads)
+    validate(config)
     dev = resolve_device(config.device)
     model = ckpts.build_from_checkpoint(ckpt, device=dev)
     if ckpt.kind == "vae":
