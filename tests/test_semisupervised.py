@@ -2,6 +2,7 @@
 
 import math
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -98,7 +99,7 @@ def test_resume_after_a_stop_reproduces_the_uninterrupted_curve(tmp_path):
     assert [[r[k] for k in keys] for r in resumed.history] == [[r[k] for k in keys] for r in straight.history]
 
 
-def test_m1_plus_m2_trains_on_the_posterior_means_of_a_vae(tmp_path):
+def test_m1_plus_m2_trains_on_the_latent_codes_of_a_vae(tmp_path):
     from vae_core.semisupervised import make_task
     train_vae(ModelConfig(latent_dim=6, hidden_dim=32),
               TrainConfig(dataset="synthetic", epochs=2, device="cpu"), tmp_path / "m1")
@@ -113,6 +114,16 @@ def test_m1_plus_m2_trains_on_the_posterior_means_of_a_vae(tmp_path):
     with torch.no_grad():
         expected = m1.encode(synthetic_dataset().test.images).mu
     torch.testing.assert_close(task.data.test.images, expected)
+    # ...and in training, fresh draws from q(z|x) (the paper's code), or the means if asked
+    with torch.no_grad():
+        posterior = m1.encode(synthetic_dataset().train.images[:4])
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack([task._x(torch.arange(4), g) for _ in range(2000)])
+    assert not torch.equal(draws[0], draws[1])
+    torch.testing.assert_close(draws.mean(0), posterior.mu, atol=0.1, rtol=0)
+    torch.testing.assert_close(draws.std(0), torch.exp(0.5 * posterior.logvar), atol=0.1, rtol=0)
+    means = make_task(trainer.model.config, replace(config, m1_features="mean"), None, torch.device("cpu"))
+    torch.testing.assert_close(means._x(torch.arange(4), g), posterior.mu)
     with pytest.raises(ValueError, match="M1 features"):
         analogies(trainer.model, torch.zeros(1, 6))
     resumed = resume(tmp_path / "m1m2", epochs=3)  # resume rebuilds the features from the M1 run

@@ -130,8 +130,12 @@ class M2TrainConfig:
     labelled_batch_size: int = config_field(100, "labelled examples per step", low=1, high=65536)
     alpha_scale: float = config_field(0.1, "classification weight: alpha = alpha_scale * N_unlabelled / "
                                 "N_labelled per labelled example (see M2Task.loss)", low=0.0, high=1e6)
-    m1_run: str = config_field("", "M1+M2: a trained VAE run whose posterior means are M2's inputs "
+    m1_run: str = config_field("", "M1+M2: a trained VAE run whose latent codes are M2's inputs "
                          "(empty: plain M2 on pixels)")
+    m1_features: str = config_field("sample", "M1+M2 training inputs: sample draws a fresh z from M1's "
+                                    "q(z|x) each time an example is seen (as the paper's code); mean uses "
+                                    "its posterior mean. Evaluation always uses the mean",
+                                    choices=("sample", "mean"))
     epochs: int = config_field(100, "maximum passes over the unlabelled training set", low=1, high=100000)
     batch_size: int = config_field(100, "unlabelled examples per step", low=1, high=65536)
     learning_rate: float = config_field(3e-4, "optimiser step size (paper: 3e-4)", low=1e-7, high=10.0)

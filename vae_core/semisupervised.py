@@ -144,7 +144,8 @@ class M2Task:
     kind = "m2"
     monitor = "accuracy"
 
-    def __init__(self, data: Dataset, model_config: M2Config, config: M2TrainConfig):
+    def __init__(self, data: Dataset, model_config: M2Config, config: M2TrainConfig,
+                 train_std: torch.Tensor | None = None):
         self.config = config
         self.model_config = model_config
         self.data = data
@@ -156,11 +157,15 @@ class M2Task:
         # ones, so the classification weight per labelled example is scaled by that ratio.
         self.alpha = config.alpha_scale * self.num_train / config.num_labels
         self.dynamic = config.binarization == "dynamic" and model_config.input_features == 0
+        self.train_std = train_std  # M1+M2 with sampled features: q(z|x)'s std of each example
 
     def _x(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = self.data.train.images.index_select(0, index)
         if self.dynamic:
             x = torch.bernoulli(x, generator=generator)
+        if self.train_std is not None:  # a fresh draw from q(z|x) of M1, as dynamic binarisation
+            noise = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
+            x = x + self.train_std.index_select(0, index) * noise
         return x.reshape(len(index), -1)
 
     def train_batch(self, indices: torch.Tensor, generator: torch.Generator) -> M2Batch:
@@ -200,31 +205,38 @@ class M2Task:
 # --- data and one-call entry points ---------------------------------------------------------
 
 @torch.no_grad()
-def m1_features(data: Dataset, m1_run: str | Path, device: torch.device) -> Dataset:
-    """Replace every split's images by the posterior means of the M1 VAE: (N, Z) features."""
+def m1_features(data: Dataset, m1_run: str | Path, device: torch.device) -> tuple[Dataset, torch.Tensor]:
+    """Replace every split's images by the posterior means of the M1 VAE, (N, Z) features;
+    also return the posterior standard deviations of the training split, (N, Z)."""
     from .checkpoints import load_model
     m1, _ = load_model(m1_run, device)
 
-    def encode(split: Split) -> Split:
-        mus = [m1.encode(split.images[i:i + EVAL_BATCH].to(device)).mu for i in range(0, len(split), EVAL_BATCH)]
-        return Split(torch.cat(mus), split.labels.to(device))
-    return replace(data, train=encode(data.train), validation=encode(data.validation), test=encode(data.test),
+    def encode(split: Split) -> tuple[Split, torch.Tensor]:
+        posteriors = [m1.encode(split.images[i:i + EVAL_BATCH].to(device)) for i in range(0, len(split), EVAL_BATCH)]
+        std = torch.cat([torch.exp(0.5 * p.logvar) for p in posteriors])
+        return Split(torch.cat([p.mu for p in posteriors]), split.labels.to(device)), std
+    train, train_std = encode(data.train)
+    data = replace(data, train=train, validation=encode(data.validation)[0], test=encode(data.test)[0],
                    source=f"{data.source}, encoded by {Path(m1_run).name}")
+    return data, train_std
 
 
 def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: torch.device) -> M2Task:
     data = load_dataset(config.dataset, data_root)
     binarization = config.binarization if not config.m1_run else "none"
     data = prepare(data, binarization, config.seed).to(device)
+    train_std = None
     if config.m1_run:
-        data = m1_features(data, config.m1_run, device)
+        data, train_std = m1_features(data, config.m1_run, device)
+        if config.m1_features == "mean":
+            train_std = None
         if model_config.input_features != data.train.images.shape[1]:
             raise ConfigError(f"input_features: the M1 run gives {data.train.images.shape[1]} features, "
                               f"the model expects {model_config.input_features}")
     elif model_config.input_features or tuple(model_config.image_shape) != tuple(data.image_shape):
         raise ConfigError(f"image size: the model expects {model_config.image_shape} but {data.name} "
                           f"images are {data.image_shape}")
-    return M2Task(data, model_config, config)
+    return M2Task(data, model_config, config, train_std)
 
 
 def train_m2(model_config: M2Config, config: M2TrainConfig, run_dir=None, data_root=None,
