@@ -78,3 +78,11 @@ with tab_analogies:
     table = np.concatenate([np.stack(rows)[:, None], grid[:, :, 0].numpy()], axis=1)  # (4, 11, H, W)
     st.image(png(tile(table.reshape(-1, *table.shape[2:]), columns=11), scale=3),
              caption=f"left column: {source} and test digits #10, #20, #30; then their styles as 0-9")
+    if "test_generative_accuracy" in ckpt.summary and "test_accuracy" in ckpt.summary:
+        st.caption(
+            "Analogies work when the style z holds no class information, so that y alone decides "
+            "the digit. A check: the class whose bound L(x, y) is highest is the true one for "
+            f"{ckpt.summary['test_generative_accuracy']:.1%} of test digits, against "
+            f"{ckpt.summary['test_accuracy']:.1%} for the classifier q(y|x). The further the first "
+            "falls below the second, the more of the class sits in z, and the more each row above "
+            "keeps its own digit.")

@@ -308,11 +308,13 @@ def test_every_kind_of_upload_gets_a_result_or_a_clear_message(kind):
 @pytest.fixture(scope="module")
 def tiny_m2_run():
     from ui.common import RUNS
-    from vae_core.semisupervised import M2Config, M2TrainConfig, train_m2
+    from vae_core.checkpoints import update_summary
+    from vae_core.semisupervised import M2Config, M2TrainConfig, evaluate_m2_run, train_m2
     path = RUNS / "m2-apptest"
     if not path.exists():
         train_m2(M2Config(latent_dim=4, hidden_dim=32),
                  M2TrainConfig(dataset="synthetic", num_labels=100, epochs=2, device="cpu"), path)
+        update_summary(path, **evaluate_m2_run(path, device="cpu"))  # as `python -m vae_core evaluate` does
     return "m2-apptest"
 
 
@@ -333,6 +335,7 @@ def test_semi_supervised_page_classifies_generates_and_draws_analogies(tiny_m2_r
     at.number_input(key="analogies_index").set_value(4).run()
     assert not at.exception and not errors(at)
     assert any("styles as 0-9" in str(e.proto) for e in walk(at.main) if type(e).__name__ == "Image")
+    assert "the class whose bound L(x, y) is highest is the true one" in texts(at)
 
 
 def test_a_broken_run_is_listed_with_its_problem_and_the_app_goes_on():
