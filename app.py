@@ -33,7 +33,9 @@ st.markdown(
     "- **Latent space**: move through a 2-D latent space and see what the decoder draws there.\n"
     "- **Interpolate**: walk from one digit's code to another's.\n"
     "- **Reconstruct**: upload a digit of your own, see it prepared like MNIST, encoded and rebuilt.\n"
-    "- **Training curves**: compare runs, train against validation (the paper's Fig. 2).\n\n"
+    "- **Training curves**: compare runs, train against validation (the paper's Fig. 2).\n"
+    "- **Semi-supervised**: M2 (Kingma et al. 2014) classifies your digit, draws a chosen class "
+    "in a chosen style, and redraws a digit's style as every class.\n\n"
     "Pick a model in the sidebar: the choice carries across pages.")
 
 st.subheader("Models")
@@ -47,3 +49,14 @@ for run in available_runs():
 st.dataframe(rows, hide_index=True, column_config={
     "test ELBO": st.column_config.NumberColumn(format="%.2f"),
     "test log p(x)": st.column_config.NumberColumn(format="%.2f")})
+
+m2_rows = [{"run": run.name, "labels": run.checkpoint.train_config.num_labels,
+            "inputs": "M1 codes" if run.checkpoint.train_config.m1_run else "pixels",
+            "epochs": len(run.checkpoint.epochs), "status": run.checkpoint.summary.get("status"),
+            "test error %": 100 * run.checkpoint.summary["test_error"] if "test_error" in run.checkpoint.summary
+            else None}
+           for run in available_runs("m2")]
+if m2_rows:
+    st.markdown("Semi-supervised models (M2, M1+M2):")
+    st.dataframe(m2_rows, hide_index=True, column_config={
+        "test error %": st.column_config.NumberColumn(format="%.2f")})

@@ -23,6 +23,9 @@ def test_home_explains_the_elbo_and_lists_the_shipped_models():
     assert r"\log p_\theta(x)" in latex and r"\epsilon \sim \mathcal{N}(0, I)" in latex
     table = at.dataframe[0].value
     assert {"mnist-mlp-z2", "mnist-mlp-z20"} <= set(table["run"])
+    semi = at.dataframe[1].value
+    shipped = semi[semi["run"] == "mnist-m2"]
+    assert len(shipped) == 1 and shipped["labels"].iloc[0] == 3000 and 0 < shipped["test error %"].iloc[0] < 100
     assert at.sidebar.selectbox[0].value == SHIPPED_2D
 
 
