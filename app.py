@@ -39,16 +39,28 @@ st.markdown(
     "Pick a model in the sidebar: the choice carries across pages.")
 
 st.subheader("Models")
-rows = []
-for run in available_runs():
-    c = run.checkpoint
-    s = c.summary
-    rows.append({"run": run.name, "latent size": c.model_config.latent_dim,
-                 "hidden": c.model_config.hidden_dim, "epochs": len(c.epochs), "status": s.get("status"),
-                 "test ELBO": s.get("test_elbo"), "test log p(x)": s.get("test_log_likelihood")})
-st.dataframe(rows, hide_index=True, column_config={
-    "test ELBO": st.column_config.NumberColumn(format="%.2f"),
-    "test log p(x)": st.column_config.NumberColumn(format="%.2f")})
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A Markdown table (no dataframe: the first page loads without pandas and Arrow)."""
+    def cell(value) -> str:
+        if value is None:
+            return "–"
+        text = f"{value:.2f}" if isinstance(value, float) else str(value)
+        return "".join("\\" + ch if ch in "\\|*_`[]<>#" else ch for ch in text)
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(row[k]) for k in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+vae_rows = [{"run": run.name, "latent size": run.checkpoint.model_config.latent_dim,
+             "hidden": run.checkpoint.model_config.hidden_dim, "epochs": len(run.checkpoint.epochs),
+             "status": run.checkpoint.summary.get("status"), "test ELBO": run.checkpoint.summary.get("test_elbo"),
+             "test log p(x)": run.checkpoint.summary.get("test_log_likelihood")}
+            for run in available_runs()]
+if vae_rows:
+    st.markdown(markdown_table(vae_rows))
 
 m2_rows = [{"run": run.name, "labels": run.checkpoint.train_config.num_labels,
             "inputs": "M1 codes" if run.checkpoint.train_config.m1_run else "pixels",
@@ -58,5 +70,4 @@ m2_rows = [{"run": run.name, "labels": run.checkpoint.train_config.num_labels,
            for run in available_runs("m2")]
 if m2_rows:
     st.markdown("Semi-supervised models (M2, M1+M2):")
-    st.dataframe(m2_rows, hide_index=True, column_config={
-        "test error %": st.column_config.NumberColumn(format="%.2f")})
+    st.markdown(markdown_table(m2_rows))
