@@ -21,7 +21,6 @@ so d loss / d logits = (sigmoid(logits) - x) / B, d KL / d mu = mu, d KL / d log
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
 
 from .models import MLPVAE, VAE
@@ -41,29 +40,26 @@ _DERIVATIVES = {
     "tanh": lambda h: 1 - h * h,
     "softplus": lambda h: -torch.expm1(-h),  # sigmoid(a) = 1 - exp(-softplus(a))
 }
-_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "softplus": F.softplus}
 
 
 @torch.no_grad()
 def elbo_with_gradients(model: MLPVAE, x: torch.Tensor, beta: float = 1.0) -> ElboTerms:
     """The training terms of `objectives.elbo(model, x, "B", 1, beta)`, with the loss's
     gradient stored in each parameter's `.grad` (replacing what was there)."""
-    act, d_act = _ACTIVATIONS[model.config.activation], _DERIVATIVES[model.config.activation]
-    enc: nn.Linear = model.encoder[1]
-    head: nn.Linear = model.encoder[3]
-    dec: nn.Linear = model.decoder[0]
-    out: nn.Linear = model.decoder[2]
+    d_act = _DERIVATIVES[model.config.activation]
+    _, enc, enc_act, head = model.encoder  # Flatten, Linear, activation, Linear
+    dec, dec_act, out = model.decoder      # Linear, activation, Linear
     n = x.shape[0]
     x = x.reshape(n, -1)
     scale = 1.0 / n
 
     # Forward pass.
-    h1 = act(torch.addmm(enc.bias, x, enc.weight.t()))
+    h1 = enc_act(torch.addmm(enc.bias, x, enc.weight.t()))
     mu, logvar = torch.addmm(head.bias, h1, head.weight.t()).chunk(2, dim=1)
     std = torch.exp(0.5 * logvar)
     eps = torch.randn_like(std)
     z = torch.addcmul(mu, std, eps)
-    h2 = act(torch.addmm(dec.bias, z, dec.weight.t()))
+    h2 = dec_act(torch.addmm(dec.bias, z, dec.weight.t()))
     logits = torch.addmm(out.bias, h2, out.weight.t())
 
     recon = (x * logits - F.softplus(logits)).sum(1)

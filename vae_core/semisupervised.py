@@ -227,9 +227,8 @@ def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: 
     data = prepare(data, binarization, config.seed).to(device)
     train_std = None
     if config.m1_run:
-        data, train_std = m1_features(data, config.m1_run, device)
-        if config.m1_features == "mean":
-            train_std = None
+        data, std = m1_features(data, config.m1_run, device)
+        train_std = std if config.m1_features == "sample" else None
         if model_config.input_features != data.train.images.shape[1]:
             raise ConfigError(f"input_features: the M1 run gives {data.train.images.shape[1]} features, "
                               f"the model expects {model_config.input_features}")
