@@ -44,6 +44,8 @@ def test_only_the_covered_configurations_use_hand_derived_gradients():
                                    "B", 1, "elbo")
     assert not gradients.supported(build_model(ModelConfig(latent_dim=2, hidden_dim=8, architecture="conv")),
                                    "B", 1, "elbo")
+    assert not gradients.supported(build_model(ModelConfig(latent_dim=2, hidden_dim=8, hidden_layers=2)),
+                                   "B", 1, "elbo")
 
 
 def test_training_with_either_gradient_gives_the_same_run(tiny_model_config):

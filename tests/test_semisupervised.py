@@ -104,7 +104,7 @@ def test_m1_plus_m2_trains_on_the_latent_codes_of_a_vae(tmp_path):
     train_vae(ModelConfig(latent_dim=6, hidden_dim=32),
               TrainConfig(dataset="synthetic", epochs=2, device="cpu"), tmp_path / "m1")
     config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=2, device="cpu",
-                           m1_run=str(tmp_path / "m1"))
+                           m1_run=str(tmp_path / "m1"), m1_units="all")
     trainer = train_m2(TINY, config, tmp_path / "m1m2")
     assert trainer.model.config.input_features == 6 and trainer.model.config.likelihood == "gaussian"
     assert len(trainer.history) == 2 and "test_accuracy" in trainer.summary
@@ -153,3 +153,32 @@ def test_cli_trains_and_evaluates_m2(tmp_path, capsys):
     assert main(["train", "--kind", "m2", "--dataset", "synthetic", "--num-labels", "55", "--epochs", "1",
                  "--runs-dir", str(tmp_path), "--progress", "none"]) == 2
     assert "not a multiple" in capsys.readouterr().err
+
+
+def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
+    train_vae(ModelConfig(latent_dim=6, hidden_dim=32),
+              TrainConfig(dataset="synthetic", epochs=2, device="cpu"), tmp_path / "m1")
+    # Units 1 and 4 inactive (their posterior mean no longer depends on x), the others active.
+    m1, ckpt = ckpts.load_model(tmp_path / "m1")
+    head = m1.encoder[-1]
+    with torch.no_grad():
+        head.weight[:6] = torch.randn(6, 32, generator=torch.Generator().manual_seed(0))
+        head.weight[[1, 4]] = 0.0
+        head.bias[[1, 4]] = 0.3
+    ckpts.save_checkpoint(tmp_path / "m1", kind="vae", model_config=ckpt.model_config,
+                          train_config=ckpt.train_config, weights=m1.state_dict(),
+                          history={"epochs": ckpt.epochs, "summary": ckpt.summary})
+    m1, _ = ckpts.load_model(tmp_path / "m1")
+    config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=1, device="cpu",
+                           m1_run=str(tmp_path / "m1"))
+    trainer = train_m2(TINY, config, tmp_path / "m1m2")
+    model = trainer.model
+    assert model.config.input_units == (0, 2, 3, 5) and model.config.input_features == 4
+    images = synthetic_dataset().test.images[:8]
+    with torch.no_grad():
+        expected = model.classify_logits(m1.encode(images).mu[:, [0, 2, 3, 5]]).softmax(-1)
+    torch.testing.assert_close(classify(model, images, m1), expected)
+    # the choice is part of the checkpoint's config
+    loaded, _ = ckpts.load_model(tmp_path / "m1m2")
+    assert loaded.config.input_units == (0, 2, 3, 5)
+    assert len(resume(tmp_path / "m1m2", epochs=2).history) == 2

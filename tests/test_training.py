@@ -180,13 +180,19 @@ def test_kl_warmup_grows_linearly(tiny_model_config):
     assert trainer.beta() == 0.5
 
 
-def test_conv_and_gaussian_models_train(tmp_path):
+def test_conv_gaussian_and_deeper_models_train(tmp_path):
     for model_config in (ModelConfig(architecture="conv", latent_dim=3, hidden_dim=32),
-                         ModelConfig(likelihood="gaussian", latent_dim=3, hidden_dim=32)):
+                         ModelConfig(likelihood="gaussian", latent_dim=3, hidden_dim=32),
+                         ModelConfig(hidden_layers=2, activation="softplus", latent_dim=3, hidden_dim=32)):
         config = TrainConfig(dataset="synthetic", epochs=2, batch_size=64, device="cpu",
                              binarization="none" if model_config.likelihood == "gaussian" else "dynamic")
-        trainer = train_vae(model_config, config, tmp_path / model_config.architecture / model_config.likelihood)
+        name = f"{model_config.architecture}-{model_config.likelihood}-{model_config.hidden_layers}"
+        trainer = train_vae(model_config, config, tmp_path / name)
         assert trainer.history[-1]["val_elbo"] > trainer.history[0]["val_elbo"]
+        if model_config.hidden_layers == 2:
+            assert len(trainer.model.encoder) == 6 and len(trainer.model.decoder) == 5
+    with pytest.raises(ConfigError, match="hidden_layers"):
+        ModelConfig(architecture="conv", hidden_layers=2)
 
 
 def test_the_compiled_training_step_trains(tiny_model_config):

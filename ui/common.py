@@ -120,7 +120,8 @@ def _describe(ckpt: ckpts.Checkpoint) -> str:
         if "test_error" in s:
             lines.append(f"test error **{100 * s['test_error']:.2f}%**")
         return "  \n".join(lines)
-    lines = [f"**{m.architecture.upper()}** {m.input_dim}-{m.hidden_dim}-{m.latent_dim}, {m.activation}, "
+    widths = "-".join(map(str, [m.input_dim, *[m.hidden_dim] * m.hidden_layers, m.latent_dim]))
+    lines = [f"**{m.architecture.upper()}** {widths}, {m.activation}, "
              f"{m.likelihood} decoder",
              f"{t.dataset}, {t.binarization} binarisation, estimator {t.estimator}, {t.optimizer} "
              f"lr {t.learning_rate:g}, batch {t.batch_size}",

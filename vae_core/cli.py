@@ -28,7 +28,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> 
     group = parser.add_argument_group(title)
     existing = {action.dest for action in parser._actions}
     for f in cfg.field_specs(cls):
-        if f.name in existing:
+        if f.name in existing or isinstance(f.default, tuple):  # lists are set by training, not flags
             continue
         meta, default = f.metadata, f.default
         help_text = f"{meta['help']} (default: {default})"

@@ -35,6 +35,8 @@ class ModelConfig:
     latent_dim: int = config_field(20, "size of z; the paper shows 2 to 200 (Fig. 2)", low=1, high=1024)
     hidden_dim: int = config_field(500, "hidden units in the encoder and the decoder (paper: 500 for MNIST)",
                              low=1, high=8192)
+    hidden_layers: int = config_field(1, "hidden layers in the MLP encoder and decoder (paper: 1; "
+                                "the semi-supervised paper's M1 used 2)", low=1, high=8)
     activation: str = config_field("tanh", "hidden non-linearity (paper: tanh)", choices=("tanh", "relu", "softplus"))
     likelihood: str = config_field("bernoulli", "decoder p(x|z): bernoulli (logits, binary data) or "
                              "gaussian (mean and log-variance, real-valued data)",
@@ -52,6 +54,8 @@ class ModelConfig:
         validate(self)
         if self.architecture == "conv" and (self.image_height % 4 or self.image_width % 4):
             raise ConfigError("architecture: the conv VAE needs image height and width divisible by 4")
+        if self.architecture == "conv" and self.hidden_layers != 1:
+            raise ConfigError("hidden_layers: the conv VAE has one hidden layer; more are for the mlp")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class M2Config:
 
     input_features: int = config_field(0, "0: images of image_channels x image_height x image_width; "
                                  "N > 0: feature vectors of size N (M1+M2)", low=0, high=100000)
+    input_units: tuple[int, ...] = config_field((), "M1+M2: which of M1's latent units are the "
+                                          "features (empty: all); chosen when training starts")
     image_channels: int = config_field(1, "channels of the input images", low=1, high=4)
     image_height: int = config_field(28, "height of the input images", low=1, high=256)
     image_width: int = config_field(28, "width of the input images", low=1, high=256)
@@ -115,6 +121,9 @@ class M2Config:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.input_units and len(self.input_units) != self.input_features:
+            raise ConfigError(f"input_units: {len(self.input_units)} units listed for "
+                              f"{self.input_features} input features")
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,10 @@ class M2TrainConfig:
                                     "q(z|x) each time an example is seen (as the paper's code); mean uses "
                                     "its posterior mean. Evaluation always uses the mean",
                                     choices=("sample", "mean"))
+    m1_units: str = config_field("active", "M1+M2: active keeps only M1's active latent units (variance "
+                                 "of the posterior means over the training set > 0.01, as the paper's "
+                                 "code), whose draws are not pure noise; all keeps every unit",
+                                 choices=("active", "all"))
     epochs: int = config_field(100, "maximum passes over the unlabelled training set", low=1, high=100000)
     batch_size: int = config_field(100, "unlabelled examples per step", low=1, high=65536)
     learning_rate: float = config_field(3e-4, "optimiser step size (paper: 3e-4)", low=1e-7, high=10.0)
@@ -168,6 +181,10 @@ def validate(config: Any) -> None:
                 raise ConfigError(f"{f.name}: expected a finite number, got {value!r}")
         if kind is str and not isinstance(value, str):
             raise ConfigError(f"{f.name}: expected text, got {value!r}")
+        if str(f.type).startswith("tuple") and not (
+                isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                 and v >= 0 for v in value)):
+            raise ConfigError(f"{f.name}: expected a list of whole numbers >= 0, got {value!r}")
         meta = f.metadata
         if meta.get("choices") and value not in meta["choices"]:
             raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(map(str, meta['choices']))}")
@@ -198,6 +215,8 @@ def from_dict(cls: type[C], data: Any) -> C:
         if f.name in values and f.type in (float, "float") and isinstance(values[f.name], int) \
                 and not isinstance(values[f.name], bool):
             values[f.name] = float(values[f.name])
+        if f.name in values and str(f.type).startswith("tuple") and isinstance(values[f.name], list):
+            values[f.name] = tuple(values[f.name])
     return cls(**values)
 
 

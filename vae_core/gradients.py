@@ -30,6 +30,7 @@ from .objectives import ElboTerms
 def supported(model: VAE, estimator: str, num_samples: int, objective: str) -> bool:
     """True when `elbo_with_gradients` computes this configuration's training gradients."""
     return (isinstance(model, MLPVAE) and model.config.likelihood == "bernoulli"
+            and model.config.hidden_layers == 1
             and model.config.activation in _DERIVATIVES
             and estimator == "B" and num_samples == 1 and objective == "elbo")
 

@@ -93,16 +93,22 @@ class VAE(nn.Module):
 
 
 class MLPVAE(VAE):
-    """x -> hidden -> (mu, logvar); z -> hidden -> likelihood parameters (AEVB Appendix C.2)."""
+    """x -> hidden -> (mu, logvar); z -> hidden -> likelihood parameters (AEVB Appendix C.2).
+    With `hidden_layers` > 1 each network stacks that many hidden layers of the same width."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         d, h, z = config.input_dim, config.hidden_dim, config.latent_dim
         out = d if config.likelihood == "bernoulli" else 2 * d
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, h), _activation(config.activation),
-                                     nn.Linear(h, 2 * z))
-        self.decoder = nn.Sequential(nn.Linear(z, h), _activation(config.activation), nn.Linear(h, out))
+
+        def hidden(width_in: int) -> list[nn.Module]:
+            layers = []
+            for i in range(config.hidden_layers):
+                layers += [nn.Linear(width_in if i == 0 else h, h), _activation(config.activation)]
+            return layers
+        self.encoder = nn.Sequential(nn.Flatten(), *hidden(d), nn.Linear(h, 2 * z))
+        self.decoder = nn.Sequential(*hidden(z), nn.Linear(h, out))
         self.apply(_paper_init)
 
 

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 from .models import VAE, Likelihood, Posterior
 
+# A latent unit is active if Var_x E_q[z_u|x] exceeds this (Burda et al. 2015).
+ACTIVE_THRESHOLD = 0.01
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -127,7 +130,7 @@ def importance_sampled_log_likelihood(
 
 @torch.no_grad()
 def posterior_statistics(model: VAE, x: torch.Tensor, batch_size: int = 1000,
-                         active_threshold: float = 0.01) -> dict[str, torch.Tensor]:
+                         active_threshold: float = ACTIVE_THRESHOLD) -> dict[str, torch.Tensor]:
     """Per-dimension KL and activity over a data set.
 
     A unit u is active if Var_x E_q[z_u|x] > `active_threshold` (Burda et al. 2015).

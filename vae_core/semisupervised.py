@@ -21,7 +21,7 @@ from torch import nn
 from .config import ConfigError, M2Config, M2TrainConfig
 from .data import Dataset, Split, load_dataset, prepare
 from .models import MIN_DECODER_LOGVAR, Posterior
-from .objectives import LOG_2PI, gaussian_kl
+from .objectives import ACTIVE_THRESHOLD, LOG_2PI, gaussian_kl
 
 EVAL_BATCH = 1000
 EVAL_SEED = 1234
@@ -205,20 +205,37 @@ class M2Task:
 # --- data and one-call entry points ---------------------------------------------------------
 
 @torch.no_grad()
-def m1_features(data: Dataset, m1_run: str | Path, device: torch.device) -> tuple[Dataset, torch.Tensor]:
-    """Replace every split's images by the posterior means of the M1 VAE, (N, Z) features;
-    also return the posterior standard deviations of the training split, (N, Z)."""
+def m1_features(data: Dataset, m1_run: str | Path, device: torch.device,
+                units: tuple[int, ...] = ()) -> tuple[Dataset, torch.Tensor]:
+    """Replace every split's images by the posterior means of the M1 VAE, (N, U) features for
+    the latent `units` (all when empty); also return the training split's posterior standard
+    deviations, (N, U)."""
     from .checkpoints import load_model
     m1, _ = load_model(m1_run, device)
+    keep = torch.tensor(units, dtype=torch.long, device=device) if units else None
 
     def encode(split: Split) -> tuple[Split, torch.Tensor]:
         posteriors = [m1.encode(split.images[i:i + EVAL_BATCH].to(device)) for i in range(0, len(split), EVAL_BATCH)]
+        mu = torch.cat([p.mu for p in posteriors])
         std = torch.cat([torch.exp(0.5 * p.logvar) for p in posteriors])
-        return Split(torch.cat([p.mu for p in posteriors]), split.labels.to(device)), std
+        if keep is not None:
+            mu, std = mu.index_select(1, keep), std.index_select(1, keep)
+        return Split(mu, split.labels.to(device)), std
     train, train_std = encode(data.train)
     data = replace(data, train=train, validation=encode(data.validation)[0], test=encode(data.test)[0],
                    source=f"{data.source}, encoded by {Path(m1_run).name}")
     return data, train_std
+
+
+def active_m1_units(config: M2TrainConfig, data_root, device: torch.device) -> tuple[int, ...]:
+    """M1's active latent units on the training split (Var_x E_q[z_u|x] > ACTIVE_THRESHOLD).
+    An inactive unit's posterior is the prior, so its draws would be pure noise to M2."""
+    data = prepare(load_dataset(config.dataset, data_root), "none", config.seed).to(device)
+    features, _ = m1_features(data, config.m1_run, device)
+    active = (features.train.images.var(0) > ACTIVE_THRESHOLD).nonzero().flatten().tolist()
+    if not active:
+        raise ConfigError(f"m1_units: the M1 run {config.m1_run} has no active latent unit; use --m1-units all")
+    return tuple(active)
 
 
 def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: torch.device) -> M2Task:
@@ -227,7 +244,7 @@ def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: 
     data = prepare(data, binarization, config.seed).to(device)
     train_std = None
     if config.m1_run:
-        data, std = m1_features(data, config.m1_run, device)
+        data, std = m1_features(data, config.m1_run, device, model_config.input_units)
         train_std = std if config.m1_features == "sample" else None
         if model_config.input_features != data.train.images.shape[1]:
             raise ConfigError(f"input_features: the M1 run gives {data.train.images.shape[1]} features, "
@@ -246,7 +263,9 @@ def train_m2(model_config: M2Config, config: M2TrainConfig, run_dir=None, data_r
     if config.m1_run and model_config.input_features == 0:
         from .checkpoints import read_checkpoint
         m1 = read_checkpoint(config.m1_run, with_weights=False).model_config
-        model_config = replace(model_config, input_features=m1.latent_dim, likelihood="gaussian")
+        units = active_m1_units(config, data_root, device) if config.m1_units == "active" else ()
+        model_config = replace(model_config, input_features=len(units) or m1.latent_dim, input_units=units,
+                               likelihood="gaussian")
     task = make_task(model_config, config, data_root, device)
     torch.manual_seed(config.seed)
     model = build_m2(model_config).to(device)
@@ -271,6 +290,8 @@ def classify(model: M2, images: torch.Tensor, m1: torch.nn.Module | None = None)
         if m1 is None:
             raise ValueError("an M1+M2 model classifies M1 features: pass its M1 VAE")
         images = m1.encode(images.reshape(-1, *m1.config.image_shape)).mu
+        if model.config.input_units:
+            images = images[:, list(model.config.input_units)]
     return model.classify_logits(images.reshape(images.shape[0], -1)).softmax(-1)
 
 
