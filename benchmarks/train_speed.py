@@ -34,16 +34,21 @@ from vae_core.training import Trainer, VAETask  # noqa: E402
 HIDDEN, LATENT, BATCH = 400, 20, 128
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+def matmul_peak_gflops(sizes=(512, 1024, 2048), seconds_each: float = 2.0) -> float:
+    """The best fp32 GFLOP/s of square matrix products over several sizes, each timed for
+    about `seconds_each`: on a shared machine a single size and few repeats read low."""
+    peak = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        for _ in range(3):
+            a @ b
+        best, start = float("inf"), time.perf_counter()
+        while time.perf_counter() - start < seconds_each:
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+        peak = max(peak, 2 * n ** 3 / best / 1e9)
+    return peak
 
 
 def training_flops_per_image() -> float:

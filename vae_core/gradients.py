@@ -31,15 +31,17 @@ def supported(model: VAE, estimator: str, num_samples: int, objective: str) -> b
     """True when `elbo_with_gradients` computes this configuration's training gradients."""
     return (isinstance(model, MLPVAE) and model.config.likelihood == "bernoulli"
             and model.config.hidden_layers == 1
-            and model.config.activation in _DERIVATIVES
+            and model.config.activation in _BACKWARD
             and estimator == "B" and num_samples == 1 and objective == "elbo")
 
 
-# The derivative of each activation, written in terms of its output h = act(a).
-_DERIVATIVES = {
-    "relu": lambda h: h > 0,
-    "tanh": lambda h: 1 - h * h,
-    "softplus": lambda h: -torch.expm1(-h),  # sigmoid(a) = 1 - exp(-softplus(a))
+# Each activation's backward pass, grad * act'(a), written in terms of its output h = act(a).
+# For relu and tanh these are the single kernels autograd itself uses (several times faster on
+# CPU than a mask or 1 - h^2 and a multiplication).
+_BACKWARD = {
+    "relu": lambda grad, h: torch.ops.aten.threshold_backward(grad, h, 0),
+    "tanh": lambda grad, h: torch.ops.aten.tanh_backward(grad, h),
+    "softplus": lambda grad, h: grad.mul_(-torch.expm1(-h)),  # sigmoid(a) = 1 - exp(-softplus(a))
 }
 
 
@@ -47,7 +49,7 @@ _DERIVATIVES = {
 def elbo_with_gradients(model: MLPVAE, x: torch.Tensor, beta: float = 1.0) -> ElboTerms:
     """The training terms of `objectives.elbo(model, x, "B", 1, beta)`, with the loss's
     gradient stored in each parameter's `.grad` (replacing what was there)."""
-    d_act = _DERIVATIVES[model.config.activation]
+    backward = _BACKWARD[model.config.activation]
     _, enc, enc_act, head = model.encoder  # Flatten, Linear, activation, Linear
     dec, dec_act, out = model.decoder      # Linear, activation, Linear
     n = x.shape[0]
@@ -69,12 +71,12 @@ def elbo_with_gradients(model: MLPVAE, x: torch.Tensor, beta: float = 1.0) -> El
 
     # Backward pass, layer by layer from the output.
     d_logits = torch.sigmoid(logits).sub_(x).mul_(scale)
-    d_h2 = (d_logits @ out.weight).mul_(d_act(h2))
+    d_h2 = backward(d_logits @ out.weight, h2)
     d_z = d_h2 @ dec.weight
     d_mu = d_z + (scale * beta) * mu
     d_logvar = (d_z * eps).mul_(0.5 * std).add_((var - 1.0).mul_(0.5 * scale * beta))
     d_head = torch.cat([d_mu, d_logvar], dim=1)
-    d_h1 = (d_head @ head.weight).mul_(d_act(h1))
+    d_h1 = backward(d_head @ head.weight, h1)
 
     grads = ((out.weight, d_logits.t() @ h2), (out.bias, d_logits.sum(0)),
              (dec.weight, d_h2.t() @ z), (dec.bias, d_h2.sum(0)),
