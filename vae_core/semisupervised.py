@@ -56,8 +56,15 @@ class M2(nn.Module):
         return self.classifier(self.flat(x))  # (B, K)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> Posterior:
-        """q(z|x,y) for flat x (..., D) and one-hot y (..., K)."""
-        mu, logvar = self.encoder(torch.cat([x, y], -1)).chunk(2, -1)
+        """q(z|x,y) for flat x (..., D) and one-hot y (..., K); they broadcast, so x (B, D)
+        with y (K, B, K) encodes every class of each example.
+
+        The first layer acts on [x, y] as W_x x + W_y y: written so, W_x x is computed once
+        per example, not once per enumerated class (the larger part of an M2 step on pixels)."""
+        first, rest = self.encoder[0], self.encoder[1:]
+        d = x.shape[-1]
+        hidden = F.linear(x, first.weight[:, :d], first.bias) + F.linear(y, first.weight[:, d:])
+        mu, logvar = rest(hidden).chunk(2, -1)
         return Posterior(mu, logvar)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -91,7 +98,7 @@ class M2(nn.Module):
         """L(x, y) for every class y, one sample of z each: flat x (B, D) -> (B, K)."""
         k = self.config.num_classes
         ys = torch.eye(k, device=x.device)[:, None, :].expand(k, x.shape[0], k)  # (K, B, K)
-        return self.labelled_bound(x.expand(k, *x.shape), ys, generator).T
+        return self.labelled_bound(x, ys, generator).T
 
     def unlabelled_bound(self, x: torch.Tensor, generator: torch.Generator | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
