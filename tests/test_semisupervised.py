@@ -13,7 +13,7 @@ from vae_core.cli import main
 from vae_core.config import ConfigError, ModelConfig, TrainConfig
 from vae_core.data import Split, synthetic_dataset
 from vae_core.semisupervised import (M2Config, M2TrainConfig, analogies, balanced_labelled_subset,
-                                     build_m2, classify, generate, generative_accuracy, train_m2)
+                                     build_m2, classify, evaluate_split, generate, train_m2)
 from vae_core.training import resume, train_vae
 
 TINY = M2Config(latent_dim=8, hidden_dim=64)
@@ -23,7 +23,7 @@ def test_unlabelled_bound_is_the_enumerated_expectation_by_hand():
     torch.manual_seed(0)
     model = build_m2(M2Config(image_height=4, image_width=4, num_classes=3, latent_dim=2, hidden_dim=8))
     x = torch.bernoulli(torch.full((5, 16), 0.4))
-    u, logits = model.unlabelled_bound(x, torch.Generator().manual_seed(7))
+    u, logits, bounds = model.unlabelled_bound(x, torch.Generator().manual_seed(7))
     # By hand: the same noise, class by class, in the order the enumeration draws it.
     g = torch.Generator().manual_seed(7)
     eps = torch.randn((3, 5, 2), generator=g)
@@ -36,6 +36,7 @@ def test_unlabelled_bound_is_the_enumerated_expectation_by_hand():
         logits_x, _ = model.decode(z, y)
         log_px = (x * logits_x - F.softplus(logits_x)).sum(-1)
         kl = 0.5 * (posterior.mu ** 2 + posterior.logvar.exp() - 1 - posterior.logvar).sum(-1)
+        torch.testing.assert_close(bounds[:, c], log_px - math.log(3) - kl)
         expected += q[:, c] * (log_px - math.log(3) - kl)
     expected += -(q * q.log()).sum(-1)
     torch.testing.assert_close(u, expected)
@@ -55,8 +56,8 @@ def test_generative_accuracy_is_how_often_the_true_class_explains_x_best():
     images = torch.stack([top, 1 - top, top, 1 - top]).reshape(4, 1, 4, 4)
     labels = torch.tensor([0, 1, 0, 1])
     g = torch.Generator().manual_seed(0)
-    assert generative_accuracy(model, Split(images, labels), g) == 1.0
-    assert generative_accuracy(model, Split(images, 1 - labels), g) == 0.0
+    assert evaluate_split(model, Split(images, labels), g)["generative_accuracy"] == 1.0
+    assert evaluate_split(model, Split(images, 1 - labels), g)["generative_accuracy"] == 0.0
 
 
 def test_labelled_subsets_are_balanced_and_reproducible():
@@ -76,6 +77,9 @@ def test_tiny_training_beats_chance_and_checkpoints(tmp_path):
     trainer = train_m2(TINY, config, tmp_path / "m2")
     assert trainer.history[-1]["val_accuracy"] > 0.3
     assert trainer.summary["test_accuracy"] > 0.3 and "test_error" in trainer.summary
+    # the generative accuracy is on every epoch's curve and in the summary
+    assert all(0 <= r["val_generative_accuracy"] <= 1 for r in trainer.history)
+    assert 0 <= trainer.summary["test_generative_accuracy"] <= 1
     model, ckpt = ckpts.load_model(tmp_path / "m2")
     assert ckpt.kind == "m2" and isinstance(ckpt.train_config, M2TrainConfig)
     for key, value in trainer.model.state_dict().items():
