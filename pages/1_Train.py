@@ -21,7 +21,7 @@ page_intro("Train", (
 jobs = job_manager()
 
 # The form shows the fields a user chooses; the image size follows the dataset.
-MODEL_FIELDS = ("architecture", "latent_dim", "hidden_dim", "activation", "likelihood")
+MODEL_FIELDS = ("architecture", "latent_dim", "hidden_dim", "hidden_layers", "activation", "likelihood")
 TRAIN_FIELDS = ("dataset", "binarization", "estimator", "objective", "num_samples", "beta", "warmup_epochs",
                 "epochs", "batch_size", "learning_rate", "optimizer", "patience", "device", "seed",
                 "num_threads", "max_train_examples", "compile")

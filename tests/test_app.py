@@ -9,7 +9,7 @@ import pytest
 
 from apptest_helpers import ROOT, errors, image_urls, open_page, plotly_values, texts, walk
 from vae_core import explore
-from vae_core.checkpoints import load_model
+from vae_core.checkpoints import load_model, read_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 
 SHIPPED_2D = "mnist-mlp-z2 (shipped)"
@@ -157,7 +157,7 @@ def _wait_for_jobs(at, timeout=120):
 def test_a_tiny_training_run_started_from_the_train_page_finishes_and_appears_in_the_picker():
     at = open_page("pages/1_Train.py")
     assert not at.exception and not errors(at)
-    _fill_tiny_form(at, "apptest run")
+    _fill_tiny_form(at, "apptest run", form_hidden_layers=2)
     at.button[0].click().run()
     assert not at.exception and not errors(at)
     assert "Started" in texts(at)
@@ -165,6 +165,7 @@ def test_a_tiny_training_run_started_from_the_train_page_finishes_and_appears_in
     job = next(j for j in jobs if j.label == "apptest run")
     assert job.status == "finished", job.error
     assert len(job.epochs) == 2 and job.run_dir.name == "apptest-run"
+    assert read_checkpoint(job.run_dir, with_weights=False).model_config.hidden_layers == 2
     at.run()
     assert "finished after 2 epochs" in str([p.proto.text for p in at.get("progress")])
     assert "apptest-run" in at.sidebar.selectbox[0].options
