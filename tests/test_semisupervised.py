@@ -186,3 +186,27 @@ def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
     loaded, _ = ckpts.load_model(tmp_path / "m1m2")
     assert loaded.config.input_units == (0, 2, 3, 5)
     assert len(resume(tmp_path / "m1m2", epochs=2).history) == 2
+
+
+def test_labelled_terms_weigh_as_in_the_papers_objective():
+    from vae_core.semisupervised import make_task
+    model = build_m2(TINY)
+    losses, batch = {}, None
+    for repeats in (0.0, 1.0):
+        config = M2TrainConfig(dataset="synthetic", num_labels=100, alpha_scale=0.1, labelled_repeats=repeats,
+                               device="cpu")
+        task = make_task(TINY, config, None, torch.device("cpu"))
+        batch = batch or task.train_batch(torch.arange(100), torch.Generator().manual_seed(0))
+        torch.manual_seed(1)
+        losses[repeats] = task.loss(model, batch, 1.0)[0]
+    n = task.num_train
+    torch.manual_seed(1)
+    u = model.unlabelled_bound(batch.unlabelled).bound.mean()
+    lab = model.labelled_bound(batch.labelled, F.one_hot(batch.labels, 10).float()).mean()
+    ce = F.cross_entropy(model.classify_logits(batch.labelled), batch.labels)
+    alpha = 0.1 * n / 100  # the paper's alpha = 0.1 N spread over the 100 labelled examples
+    # Paper: each labelled example counts once per epoch, as an unlabelled one does: per
+    # unlabelled example, the labelled terms weigh N_l / N.
+    torch.testing.assert_close(losses[1.0], -u + 100 / n * (alpha * ce - lab))
+    # 0: a step's labelled batch weighs as much as its unlabelled batch
+    torch.testing.assert_close(losses[0.0], -u + alpha * ce - lab)

@@ -163,10 +163,15 @@ class M2Task:
         self.num_train = len(data.train)
         self.labelled_index = balanced_labelled_subset(data.train.labels, config.num_labels, config.label_seed,
                                                        model_config.num_classes).to(data.train.images.device)
-        # Paper: J^alpha = J + alpha * E[-log q(y|x)] with alpha = 0.1 N. Here each term is a mean
-        # over its batch and labelled examples are drawn N_u / N_l times more often than unlabelled
-        # ones, so the classification weight per labelled example is scaled by that ratio.
+        # Paper (eq. 9): J^alpha = sum_l L + sum_u U + alpha * mean_l(-log q(y|x)), alpha = 0.1 N:
+        # each labelled example counts once in the sums, and with weight alpha / N_l in the
+        # classification term. A step's loss is such an objective per unlabelled example:
+        # mean(-U) over the unlabelled batch + labelled_weight * [mean(-L) + alpha * mean(-log q)]
+        # over the labelled batch, alpha here being the weight per labelled example, alpha_scale
+        # N / N_l, and labelled_weight = repeats * N_l / N (1 when repeats = N / N_l).
         self.alpha = config.alpha_scale * self.num_train / config.num_labels
+        repeats = config.labelled_repeats or self.num_train / config.num_labels
+        self.labelled_weight = repeats * config.num_labels / self.num_train
         self.dynamic = config.binarization == "dynamic" and model_config.input_features == 0
         self.train_std = train_std  # M1+M2 with sampled features: q(z|x)'s std of each example
 
@@ -187,14 +192,14 @@ class M2Task:
                        self.data.train.labels.index_select(0, labelled))
 
     def loss(self, model: M2, batch: M2Batch, beta: float):
-        """mean(-U) over the unlabelled batch + mean(-L) over the labelled batch
-        + alpha * mean(-log q(y|x)) over the labelled batch, in nats per example."""
+        """mean(-U) over the unlabelled batch + labelled_weight * (mean(-L) + alpha *
+        mean(-log q(y|x))) over the labelled batch, in nats per unlabelled example."""
         unlabelled = model.unlabelled_bound(batch.unlabelled).bound
         y = F.one_hot(batch.labels, model.config.num_classes).float()
         labelled = model.labelled_bound(batch.labelled, y)
         logits = model.classify_logits(batch.labelled)
         classification = F.cross_entropy(logits, batch.labels)
-        loss = -unlabelled.mean() - labelled.mean() + self.alpha * classification
+        loss = -unlabelled.mean() + self.labelled_weight * (self.alpha * classification - labelled.mean())
         accuracy = (logits.argmax(-1) == batch.labels).float().mean()
         return loss, {"elbo": unlabelled.mean().detach(), "labelled_elbo": labelled.mean().detach(),
                       "classification": classification.detach(), "labelled_accuracy": accuracy}
