@@ -137,7 +137,7 @@ class M2TrainConfig:
                              "(paper: 100, 600, 1000, 3000)", low=1, high=60000)
     label_seed: int = config_field(0, "seed for drawing the labelled subset", low=0, high=2**63 - 1)
     labelled_batch_size: int = config_field(100, "labelled examples per step", low=1, high=65536)
-    labelled_repeats: float = config_field(0.0, "how many times per epoch each labelled example counts in "
+    labelled_repeats: float = config_field(1.0, "how many times per epoch each labelled example counts in "
                                      "the objective. 1: the paper's J^alpha, where a labelled digit weighs "
                                      "as much as an unlabelled one; 0: each step's labelled batch weighs as "
                                      "much as its unlabelled batch (N_unlabelled / N_labelled repeats)",
