@@ -143,7 +143,8 @@ class M2TrainConfig:
                                      "much as its unlabelled batch (N_unlabelled / N_labelled repeats)",
                                      low=0.0, high=1e6)
     alpha_scale: float = config_field(0.1, "classification weight: alpha = alpha_scale * N_unlabelled / "
-                                "N_labelled per labelled example (see M2Task.loss)", low=0.0, high=1e6)
+                                "N_labelled per labelled example (see M2Task.loss); 0.1 with "
+                                "labelled_repeats 1 is the paper's alpha = 0.1 N", low=0.0, high=1e6)
     m1_run: str = config_field("", "M1+M2: a trained VAE run whose latent codes are M2's inputs "
                          "(empty: plain M2 on pixels)")
     m1_features: str = config_field("sample", "M1+M2 training inputs: sample draws a fresh z from M1's "
