@@ -20,7 +20,7 @@ from torch import nn
 
 from .config import ConfigError, M2Config, M2TrainConfig
 from .data import Dataset, Split, load_dataset, prepare
-from .models import MIN_DECODER_LOGVAR, Posterior
+from .models import MIN_DECODER_LOGVAR, Posterior, _activation
 from .objectives import ACTIVE_THRESHOLD, LOG_2PI, gaussian_kl
 
 EVAL_BATCH = 1000
@@ -38,10 +38,6 @@ class Unlabelled(NamedTuple):
     bound: torch.Tensor         # U(x), (B,)
     logits: torch.Tensor        # the classifier's q(y|x) as logits, (B, K)
     class_bounds: torch.Tensor  # L(x, y) for every class, (B, K)
-
-
-def _activation(name: str) -> nn.Module:
-    return {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}[name]()
 
 
 class M2(nn.Module):
@@ -233,46 +229,56 @@ def evaluate_split(model: M2, split: Split, generator: torch.Generator) -> dict[
 # --- data and one-call entry points ---------------------------------------------------------
 
 @torch.no_grad()
-def m1_features(data: Dataset, m1_run: str | Path, device: torch.device,
-                units: tuple[int, ...] = ()) -> tuple[Dataset, torch.Tensor]:
-    """Replace every split's images by the posterior means of the M1 VAE, (N, U) features for
-    the latent `units` (all when empty); also return the training split's posterior standard
-    deviations, (N, U)."""
+def m1_features(data: Dataset, m1_run: str | Path, device: torch.device) -> tuple[Dataset, torch.Tensor]:
+    """Replace every split's images by the posterior means of the M1 VAE, (N, Z) features;
+    also return the posterior standard deviations of the training split, (N, Z)."""
     from .checkpoints import load_model
     m1, _ = load_model(m1_run, device)
-    keep = torch.tensor(units, dtype=torch.long, device=device) if units else None
 
     def encode(split: Split) -> tuple[Split, torch.Tensor]:
         posteriors = [m1.encode(split.images[i:i + EVAL_BATCH].to(device)) for i in range(0, len(split), EVAL_BATCH)]
-        mu = torch.cat([p.mu for p in posteriors])
         std = torch.cat([torch.exp(0.5 * p.logvar) for p in posteriors])
-        if keep is not None:
-            mu, std = mu.index_select(1, keep), std.index_select(1, keep)
-        return Split(mu, split.labels.to(device)), std
+        return Split(torch.cat([p.mu for p in posteriors]), split.labels.to(device)), std
     train, train_std = encode(data.train)
     data = replace(data, train=train, validation=encode(data.validation)[0], test=encode(data.test)[0],
                    source=f"{data.source}, encoded by {Path(m1_run).name}")
     return data, train_std
 
 
-def active_m1_units(config: M2TrainConfig, data_root, device: torch.device) -> tuple[int, ...]:
-    """M1's active latent units on the training split (Var_x E_q[z_u|x] > ACTIVE_THRESHOLD).
-    An inactive unit's posterior is the prior, so its draws would be pure noise to M2."""
-    data = prepare(load_dataset(config.dataset, data_root), "none", config.seed).to(device)
-    features, _ = m1_features(data, config.m1_run, device)
-    active = (features.train.images.var(0) > ACTIVE_THRESHOLD).nonzero().flatten().tolist()
+def active_units(features: torch.Tensor, m1_run: str) -> tuple[int, ...]:
+    """M1's active latent units, Var_x E_q[z_u|x] > ACTIVE_THRESHOLD over the posterior means
+    `features` (N, Z). An inactive unit's posterior is the prior: its draws are pure noise."""
+    active = (features.var(0) > ACTIVE_THRESHOLD).nonzero().flatten().tolist()
     if not active:
-        raise ConfigError(f"m1_units: the M1 run {config.m1_run} has no active latent unit; use --m1-units all")
+        raise ConfigError(f"m1_units: the M1 run {m1_run} has no active latent unit; use --m1-units all")
     return tuple(active)
 
 
+def _keep_units(data: Dataset, std: torch.Tensor, units: tuple[int, ...]) -> tuple[Dataset, torch.Tensor]:
+    if not units:
+        return data, std
+    keep = torch.tensor(units, dtype=torch.long, device=std.device)
+
+    def pick(split: Split) -> Split:
+        return Split(split.images.index_select(1, keep), split.labels)
+    return (replace(data, train=pick(data.train), validation=pick(data.validation), test=pick(data.test)),
+            std.index_select(1, keep))
+
+
 def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: torch.device) -> M2Task:
+    """The task for a model config. For a new M1+M2 run (input_features 0) this also chooses
+    M2's inputs among M1's latent units; the task's `model_config` then records them."""
     data = load_dataset(config.dataset, data_root)
     binarization = config.binarization if not config.m1_run else "none"
     data = prepare(data, binarization, config.seed).to(device)
     train_std = None
     if config.m1_run:
-        data, std = m1_features(data, config.m1_run, device, model_config.input_units)
+        data, std = m1_features(data, config.m1_run, device)
+        if model_config.input_features == 0:
+            units = active_units(data.train.images, config.m1_run) if config.m1_units == "active" else ()
+            model_config = replace(model_config, input_features=len(units) or data.train.images.shape[1],
+                                   input_units=units, likelihood="gaussian")
+        data, std = _keep_units(data, std, model_config.input_units)
         train_std = std if config.m1_features == "sample" else None
         if model_config.input_features != data.train.images.shape[1]:
             raise ConfigError(f"input_features: the M1 run gives {data.train.images.shape[1]} features, "
@@ -288,16 +294,10 @@ def train_m2(model_config: M2Config, config: M2TrainConfig, run_dir=None, data_r
     """Build, train and checkpoint an M2 (or M1+M2) model; returns the finished Trainer."""
     from .training import Trainer, resolve_device
     device = resolve_device(config.device)
-    if config.m1_run and model_config.input_features == 0:
-        from .checkpoints import read_checkpoint
-        m1 = read_checkpoint(config.m1_run, with_weights=False).model_config
-        units = active_m1_units(config, data_root, device) if config.m1_units == "active" else ()
-        model_config = replace(model_config, input_features=len(units) or m1.latent_dim, input_units=units,
-                               likelihood="gaussian")
     task = make_task(model_config, config, data_root, device)
     torch.manual_seed(config.seed)
-    model = build_m2(model_config).to(device)
-    trainer = Trainer(model, model_config, config, task, run_dir, callbacks, stop_event)
+    model = build_m2(task.model_config).to(device)
+    trainer = Trainer(model, task.model_config, config, task, run_dir, callbacks, stop_event)
     trainer.fit()
     return trainer
 
