@@ -62,3 +62,16 @@ def test_jsonl_progress_is_one_event_per_line(tmp_path, capsys):
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[0]["kind"] == "start" and events[-1]["kind"] == "end"
     assert events[-1]["status"] == "finished"
+
+
+def test_train_help_gives_each_kinds_default_and_m2_shares_the_vae_fields(capsys):
+    from vae_core.config import M2TrainConfig
+    assert M2TrainConfig(binarization="static", device="cpu").binarization == "static"
+    with pytest.raises(ConfigError, match="optimizer: 'sgd' is not one of adam, adagrad"):
+        M2TrainConfig(optimizer="sgd")
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 50; --kind m2: 100)" in help_text  # --epochs
+    assert "(default: 3; --kind m2: 10)" in help_text    # --patience
+    assert "(default: dynamic)" in help_text and "dynamic; --kind m2" not in help_text

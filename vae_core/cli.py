@@ -23,12 +23,18 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One flag per config field; a field another config already has keeps its first flag."""
-    group = parser.add_argument_group(title)
-    existing = {action.dest for action in parser._actions}
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str, when: str = "") -> None:
+    """One flag per config field; a field another config already has keeps its first flag, whose
+    help then also gives this config's default (`when`: the flag that selects this config)."""
+    group = parser.add_argument_group(f"{title} ({when})" if when else title)
+    existing = {action.dest: action for action in parser._actions}
     for f in cfg.field_specs(cls):
-        if f.name in existing or isinstance(f.default, tuple):  # lists are set by training, not flags
+        if isinstance(f.default, tuple):  # lists are set by training, not flags
+            continue
+        if f.name in existing:
+            action = existing[f.name]
+            if not action.help.endswith(f"(default: {f.default})"):  # say where this config differs
+                action.help = f"{action.help[:-1]}; {when}: {f.default})"
             continue
         meta, default = f.metadata, f.default
         help_text = f"{meta['help']} (default: {default})"
@@ -213,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="vae: the AEVB model; m2: semi-supervised M2 or M1+M2 (Kingma et al. 2014)")
     add_config_flags(train, cfg.ModelConfig, "model")
     add_config_flags(train, cfg.TrainConfig, "training")
-    add_config_flags(train, cfg.M2Config, "semi-supervised model (--kind m2)")
-    add_config_flags(train, cfg.M2TrainConfig, "semi-supervised training (--kind m2)")
+    add_config_flags(train, cfg.M2Config, "semi-supervised model", when="--kind m2")
+    add_config_flags(train, cfg.M2TrainConfig, "semi-supervised training", when="--kind m2")
 
     res = sub.add_parser("resume", help="continue a stopped run, or extend a finished one")
     res.add_argument("run")

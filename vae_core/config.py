@@ -22,6 +22,13 @@ def config_field(default: Any, help: str, choices: tuple | None = None,
     return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high})
 
 
+def same_as(cls: type, name: str, **changes: Any) -> Any:
+    """`cls`'s field `name` (default, help, choices, bounds), with `changes` applied."""
+    original = next(f for f in dataclasses.fields(cls) if f.name == name)
+    metadata = {**original.metadata, **{k: v for k, v in changes.items() if k != "default"}}
+    return field(default=changes.get("default", original.default), metadata=metadata)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The VAE's architecture. Defaults are the AEVB paper's MNIST model (Kingma & Welling 2013, sec. 5)."""
@@ -128,11 +135,10 @@ class M2Config:
 
 @dataclass(frozen=True)
 class M2TrainConfig:
-    """How M2 is trained. Shared fields mean what they mean in `TrainConfig`."""
+    """How M2 is trained. Fields shared with `TrainConfig` take their help, choices and bounds from it."""
 
-    dataset: str = config_field("mnist", "training data", choices=("mnist", "fashion-mnist", "synthetic"))
-    binarization: str = config_field("dynamic", "dynamic, static or none (as for the VAE)",
-                               choices=("dynamic", "static", "none"))
+    dataset: str = same_as(TrainConfig, "dataset")
+    binarization: str = same_as(TrainConfig, "binarization")
     num_labels: int = config_field(100, "labelled training examples, the same number per class "
                              "(paper: 100, 600, 1000, 3000)", low=1, high=60000)
     label_seed: int = config_field(0, "seed for drawing the labelled subset", low=0, high=2**63 - 1)
@@ -155,16 +161,17 @@ class M2TrainConfig:
                                  "of the posterior means over the training set > 0.01, as the paper's "
                                  "code), whose draws are not pure noise; all keeps every unit",
                                  choices=("active", "all"))
-    epochs: int = config_field(100, "maximum passes over the unlabelled training set", low=1, high=100000)
-    batch_size: int = config_field(100, "unlabelled examples per step", low=1, high=65536)
-    learning_rate: float = config_field(3e-4, "optimiser step size (paper: 3e-4)", low=1e-7, high=10.0)
-    optimizer: str = config_field("adam", "adam or adagrad", choices=("adam", "adagrad"))
-    patience: int = config_field(10, "stop after this many epochs without a better validation accuracy "
-                           "and restore the best weights (0: never)", low=0, high=100000)
-    device: str = config_field("auto", "auto, cpu, cuda or mps", choices=("auto", "cpu", "cuda", "mps"))
-    seed: int = config_field(0, "random seed for initialisation, batches and sampling", low=0, high=2**63 - 1)
-    num_threads: int = config_field(0, "CPU threads for torch (0: torch's default)", low=0, high=1024)
-    compile: bool = config_field(False, "compile the loss with torch.compile")
+    epochs: int = same_as(TrainConfig, "epochs", default=100, help="maximum passes over the unlabelled training set")
+    batch_size: int = same_as(TrainConfig, "batch_size", help="unlabelled examples per step")
+    learning_rate: float = same_as(TrainConfig, "learning_rate", default=3e-4,
+                                   help="optimiser step size (paper: 3e-4)")
+    optimizer: str = same_as(TrainConfig, "optimizer", help="adam or adagrad")
+    patience: int = same_as(TrainConfig, "patience", default=10, help="stop after this many epochs without a "
+                            "better validation accuracy and restore the best weights (0: never)")
+    device: str = same_as(TrainConfig, "device")
+    seed: int = same_as(TrainConfig, "seed", help="random seed for initialisation, batches and sampling")
+    num_threads: int = same_as(TrainConfig, "num_threads")
+    compile: bool = same_as(TrainConfig, "compile", help="compile the loss with torch.compile")
 
     def __post_init__(self) -> None:
         validate(self)
