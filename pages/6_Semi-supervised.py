@@ -6,8 +6,9 @@ import torch
 
 from ui.common import m1_encoder, page_intro, png, sidebar_model_picker, strip, test_set_grey, tile
 from ui.upload import digit_upload
+from vae_core.checkpoints import CheckpointError
 from vae_core.plots import bars
-from vae_core.semisupervised import analogies, classify, generate
+from vae_core.semisupervised import analogies, classify, find_m1_run, generate
 
 st.set_page_config(page_title="Semi-supervised · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
 
@@ -19,7 +20,14 @@ page_intro("Semi-supervised M2", (
     "unlabelled data train the classifier too. Fixing the style and changing y redraws the same "
     "handwriting as another digit."))
 
-m1 = m1_encoder(ckpt.train_config.m1_run) if model.config.input_features else None
+m1 = None
+if model.config.input_features:  # M1+M2: M2 works on the latent codes of a VAE, M1
+    m1_path = find_m1_run(ckpt.train_config.m1_run, path)
+    try:
+        m1 = m1_encoder(str(m1_path))
+    except CheckpointError as exc:
+        st.error(f"This M1+M2 model needs its M1 VAE, which cannot be loaded: {exc}")
+        st.stop()
 images, labels = test_set_grey(ckpt)
 tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "Analogies"])
 
@@ -44,16 +52,14 @@ with tab_classify:
         st.caption(f"This model's error on the 10,000 test digits: {100 * ckpt.summary['test_error']:.2f}% "
                    f"with {ckpt.train_config.num_labels} labels.")
 
-if model.config.input_features:
-    for tab in (tab_generate, tab_analogies):
-        tab.info("This is an M1+M2 model: it generates M1 features, not pixels. Pick an M2 trained "
-                 "on pixels to generate digits.")
-    st.stop()
-
 with tab_generate:
     st.markdown("Choose a class y and a style z; the decoder draws p(x|y, z)'s mean. The style is "
                 "the prior mean z = 0 (seed 0) or a random draw from the prior (other seeds), moved "
                 "along two of its dimensions.")
+    if m1 is not None:
+        st.caption(f"M1+M2: y and z give the mean of M1's {m1.config.latent_dim}-D latent code "
+                   f"({model.config.input_features} units; the others at their prior mean 0), and "
+                   "M1's decoder draws it.")
     c1, c2, c3 = st.columns(3)
     digit = c1.selectbox("Class y", range(model.config.num_classes), index=3)
     seed = c2.number_input("Style seed", 0, 10_000, 0)
@@ -63,8 +69,8 @@ with tab_generate:
         torch.randn(model.config.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
     for d in dims:
         z[d] = st.slider(f"z{d + 1}", -3.0, 3.0, round(float(z[d]), 1), 0.1, key=f"style_{d}_{seed}")
-    single = generate(model, torch.tensor([digit]), z[None])[0, 0].numpy()
-    every = generate(model, torch.arange(model.config.num_classes), z.expand(model.config.num_classes, -1))
+    single = generate(model, torch.tensor([digit]), z[None], m1)[0, 0].numpy()
+    every = generate(model, torch.arange(model.config.num_classes), z.expand(model.config.num_classes, -1), m1)
     left, right = st.columns([1, 3])
     left.image(png(single, scale=6), caption=f"a {digit} in this style")
     right.image(png(strip(every[:, 0].numpy()), scale=3), caption="the same style, every class")
@@ -74,7 +80,7 @@ with tab_analogies:
                 "guess) and draw all ten digits in it, as in the paper's Fig. 1.")
     image, source = pick_digit("analogies")
     rows = [image] + [images[i] for i in (10, 20, 30)]
-    grid = analogies(model, torch.as_tensor(np.stack(rows)))  # (4, 10, 1, H, W)
+    grid = analogies(model, torch.as_tensor(np.stack(rows)), m1)  # (4, 10, 1, H, W)
     table = np.concatenate([np.stack(rows)[:, None], grid[:, :, 0].numpy()], axis=1)  # (4, 11, H, W)
     st.image(png(tile(table.reshape(-1, *table.shape[2:]), columns=11), scale=3),
              caption=f"left column: {source} and test digits #10, #20, #30; then their styles as 0-9")

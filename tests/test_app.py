@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from apptest_helpers import ROOT, errors, image_urls, open_page, plotly_values, texts, walk
 from vae_core import explore
@@ -340,6 +341,61 @@ def test_semi_supervised_page_classifies_generates_and_draws_analogies(tiny_m2_r
     assert not at.exception and not errors(at)
     assert any("styles as 0-9" in str(e.proto) for e in walk(at.main) if type(e).__name__ == "Image")
     assert "the class whose bound L(x, y) is highest is the true one" in texts(at)
+
+
+@pytest.fixture(scope="module")
+def tiny_m1_m2_run():
+    from ui.common import RUNS
+    from vae_core.checkpoints import save_checkpoint
+    from vae_core.semisupervised import M2Config, M2TrainConfig, train_m2
+    from vae_core.training import train_vae
+    m1, path = RUNS / "m1-apptest", RUNS / "m1m2-apptest"
+    if not path.exists():
+        trainer = train_vae(ModelConfig(latent_dim=6, hidden_dim=32),
+                            TrainConfig(dataset="synthetic", epochs=1, device="cpu"), m1)
+        # Two epochs leave the tiny M1's decoder nearly blind to z; larger weights make every
+        # change of M2's output visible in M1's images.
+        torch.manual_seed(0)
+        for p in trainer.model.parameters():
+            torch.nn.init.normal_(p, std=0.5)
+        save_checkpoint(m1, kind="vae", model_config=trainer.model_config, train_config=trainer.config,
+                        weights=trainer.model.state_dict(),
+                        history={"epochs": trainer.history, "summary": trainer.summary})
+        train_m2(M2Config(latent_dim=3, hidden_dim=32),
+                 M2TrainConfig(dataset="synthetic", num_labels=100, epochs=1, device="cpu",
+                               m1_run=str(m1), m1_units="all"), path)
+    return "m1m2-apptest"
+
+
+def test_an_m1_plus_m2_model_classifies_generates_and_draws_analogies_through_m1(tiny_m1_m2_run):
+    from ui.common import RUNS
+    at = open_page("pages/6_Semi-supervised.py")
+    at.sidebar.selectbox[0].select(tiny_m1_m2_run).run()
+    assert not at.exception and not errors(at)
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert sum(plotly_values(bars["y"])) == pytest.approx(1.0, abs=1e-4)
+    assert "M1's decoder draws it" in texts(at)
+    before = image_urls(at)
+    at.selectbox[0].select(5).run()   # another class, same style
+    after = image_urls(at)
+    assert after != before and not at.exception
+    at.slider(key="style_0_0").set_value(2.5).run()
+    assert image_urls(at) != after and not at.exception
+    assert any("styles as 0-9" in str(e.proto) for e in walk(at.main) if type(e).__name__ == "Image")
+
+    # A copy whose M1 is nowhere to be found: the page says so, naming the missing run.
+    import shutil
+    orphan = RUNS / "m1m2-orphan-apptest"
+    if not orphan.exists():
+        shutil.copytree(RUNS / tiny_m1_m2_run, orphan)
+        config_file = next(orphan.glob("state-*/config.json"))
+        config = json.loads(config_file.read_text())
+        config["training"]["m1_run"] = "gone/m1-gone"
+        config_file.write_text(json.dumps(config))
+    at.run()
+    at.sidebar.selectbox[0].select("m1m2-orphan-apptest").run()
+    assert not at.exception
+    assert any("needs its M1 VAE, which cannot be loaded" in e and "m1-gone" in e for e in errors(at))
 
 
 def test_a_broken_run_is_listed_with_its_problem_and_the_app_goes_on():

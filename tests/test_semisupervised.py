@@ -188,6 +188,32 @@ def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
     assert loaded.config.input_units == (0, 2, 3, 5)
     assert len(resume(tmp_path / "m1m2", epochs=2).history) == 2
 
+    # Generation goes through M1: M2's mean on the kept units, the others at the prior mean 0.
+    model, _ = ckpts.load_model(tmp_path / "m1m2")
+    labels, z = torch.tensor([1, 7]), torch.randn(2, TINY.latent_dim)
+    with torch.no_grad():
+        loc, _ = model.decode(z, F.one_hot(labels, 10).float())
+        codes = torch.zeros(2, 6)
+        codes[:, [0, 2, 3, 5]] = loc
+        expected = m1.mean_image(codes)
+    torch.testing.assert_close(generate(model, labels, z, m1), expected)
+    assert analogies(model, images[:3], m1).shape == (3, 10, 1, 28, 28)
+    with pytest.raises(ValueError, match="pass its M1 VAE"):
+        generate(model, labels, z)
+
+    # Copied elsewhere side by side (as shipped), the pair still works: the recorded M1 path is
+    # gone, and the M1 run of that name beside the M2 run is used.
+    from vae_core.semisupervised import evaluate_m2_run, find_m1_run
+    (tmp_path / "shipped").mkdir()
+    (tmp_path / "m1").rename(tmp_path / "shipped" / "m1")
+    (tmp_path / "m1m2").rename(tmp_path / "shipped" / "m1m2")
+    assert find_m1_run(str(tmp_path / "m1"), tmp_path / "shipped" / "m1m2") == tmp_path / "shipped" / "m1"
+    assert find_m1_run(str(tmp_path / "m1")) == tmp_path / "m1"  # no M2 run given: as recorded
+    assert 0.0 <= evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")["test_accuracy"] <= 1.0
+    (tmp_path / "shipped" / "m1").rename(tmp_path / "elsewhere")
+    with pytest.raises(ckpts.CheckpointError, match="no such run folder"):
+        evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")
+
 
 def test_labelled_terms_weigh_as_in_the_papers_objective():
     from vae_core.semisupervised import make_task

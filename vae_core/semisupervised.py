@@ -265,15 +265,29 @@ def _keep_units(data: Dataset, std: torch.Tensor, units: tuple[int, ...]) -> tup
             std.index_select(1, keep))
 
 
-def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: torch.device) -> M2Task:
-    """The task for a model config. For a new M1+M2 run (input_features 0) this also chooses
-    M2's inputs among M1's latent units; the task's `model_config` then records them."""
+def find_m1_run(m1_run: str, m2_run: str | Path | None = None) -> Path:
+    """The folder of an M1+M2 model's M1 VAE: `m1_run` as recorded when M2 was trained or,
+    when no run is there (the pair was copied elsewhere, as the shipped checkpoints were), the
+    folder of the same name beside the M2 run `m2_run`."""
+    from .checkpoints import POINTER
+    recorded = Path(m1_run)
+    if m2_run is None or (recorded / POINTER).is_file():
+        return recorded
+    beside = Path(m2_run).parent / recorded.name
+    return beside if (beside / POINTER).is_file() else recorded
+
+
+def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: torch.device,
+              run_dir: str | Path | None = None) -> M2Task:
+    """The task for a model config (of the run in `run_dir`, if it exists already). For a new
+    M1+M2 run (input_features 0) this also chooses M2's inputs among M1's latent units; the
+    task's `model_config` then records them."""
     data = load_dataset(config.dataset, data_root)
     binarization = config.binarization if not config.m1_run else "none"
     data = prepare(data, binarization, config.seed).to(device)
     train_std = None
     if config.m1_run:
-        data, std = m1_features(data, config.m1_run, device)
+        data, std = m1_features(data, find_m1_run(config.m1_run, run_dir), device)
         if model_config.input_features == 0:
             units = active_units(data.train.images, config.m1_run) if config.m1_units == "active" else ()
             model_config = replace(model_config, input_features=len(units) or data.train.images.shape[1],
@@ -304,53 +318,62 @@ def train_m2(model_config: M2Config, config: M2TrainConfig, run_dir=None, data_r
 
 # --- what the app shows -----------------------------------------------------------------------
 
-def _require_images(model: M2) -> None:
-    if model.config.input_features:
-        raise ValueError("this M2 works on M1 features, not on images: generation and analogies "
-                         "need an M2 trained on pixels")
+def _require_m1(model: M2, m1: torch.nn.Module | None) -> None:
+    if model.config.input_features and m1 is None:
+        raise ValueError("an M1+M2 model works on M1 features: pass its M1 VAE")
+
+
+def _inputs(model: M2, images: torch.Tensor, m1: torch.nn.Module | None) -> torch.Tensor:
+    """M2's inputs for images (B, C, H, W) or (B, H, W): the flattened pixels, or for M1+M2 the
+    posterior means of M1 on the units M2 was trained on."""
+    _require_m1(model, m1)
+    if not model.config.input_features:
+        return images.reshape(images.shape[0], -1)
+    codes = m1.encode(images.reshape(-1, *m1.config.image_shape)).mu
+    return codes[:, list(model.config.input_units)] if model.config.input_units else codes
 
 
 @torch.no_grad()
 def classify(model: M2, images: torch.Tensor, m1: torch.nn.Module | None = None) -> torch.Tensor:
-    """q(y|x) for images (B, C, H, W) or (B, H, W): (B, K). An M1+M2 model needs its M1 VAE,
-    whose posterior means of the images are M2's inputs."""
-    if model.config.input_features:
-        if m1 is None:
-            raise ValueError("an M1+M2 model classifies M1 features: pass its M1 VAE")
-        images = m1.encode(images.reshape(-1, *m1.config.image_shape)).mu
-        if model.config.input_units:
-            images = images[:, list(model.config.input_units)]
-    return model.classify_logits(images.reshape(images.shape[0], -1)).softmax(-1)
+    """q(y|x) for images (B, C, H, W) or (B, H, W): (B, K). An M1+M2 model needs its M1 VAE."""
+    return model.classify_logits(_inputs(model, images, m1)).softmax(-1)
 
 
 @torch.no_grad()
-def generate(model: M2, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Mean images of p(x|y,z) for classes (B,) and styles (B, Z): (B, C, H, W) in [0, 1]."""
-    _require_images(model)
+def generate(model: M2, labels: torch.Tensor, z: torch.Tensor, m1: torch.nn.Module | None = None) -> torch.Tensor:
+    """Mean images of p(x|y,z) for classes (B,) and styles (B, Z): (B, C, H, W) in [0, 1]. For
+    M1+M2, y and z give the mean of M1's latent code (the units M2 does not model at their prior
+    mean 0), which M1's decoder draws."""
+    _require_m1(model, m1)
     y = F.one_hot(labels, model.config.num_classes).float()
     loc, _ = model.decode(z, y)
+    if model.config.input_features:
+        codes = loc.new_zeros(len(loc), m1.config.latent_dim)
+        codes[:, list(model.config.input_units or range(m1.config.latent_dim))] = loc
+        return m1.mean_image(codes)
     image = torch.sigmoid(loc) if model.config.likelihood == "bernoulli" else loc.clamp(0, 1)
     return image.reshape(-1, *model.config.image_shape)
 
 
 @torch.no_grad()
-def infer_style(model: M2, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def infer_style(model: M2, images: torch.Tensor, m1: torch.nn.Module | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """The style z (posterior mean of q(z|x, y_hat)) and predicted class y_hat of each image."""
-    x = images.reshape(images.shape[0], -1)
+    x = _inputs(model, images, m1)
     y_hat = model.classify_logits(x).argmax(-1)
     posterior = model.encode(x, F.one_hot(y_hat, model.config.num_classes).float())
     return posterior.mu, y_hat
 
 
 @torch.no_grad()
-def analogies(model: M2, images: torch.Tensor) -> torch.Tensor:
+def analogies(model: M2, images: torch.Tensor, m1: torch.nn.Module | None = None) -> torch.Tensor:
     """Each image's style drawn as every class (the paper's Fig. 1): (B, K, C, H, W)."""
-    _require_images(model)
-    z, _ = infer_style(model, images)
+    z, _ = infer_style(model, images, m1)
     k = model.config.num_classes
     labels = torch.arange(k, device=z.device).repeat(len(z))       # (B*K,)
     styles = z.repeat_interleave(k, dim=0)                          # (B*K, Z)
-    return generate(model, labels, styles).reshape(len(z), k, *model.config.image_shape)
+    drawn = generate(model, labels, styles, m1)
+    return drawn.reshape(len(z), k, *drawn.shape[1:])
 
 
 def evaluate_m2_run(run_dir, data_root=None, device: str = "auto") -> dict[str, float]:
@@ -359,5 +382,5 @@ def evaluate_m2_run(run_dir, data_root=None, device: str = "auto") -> dict[str, 
     from .training import resolve_device
     dev = resolve_device(device)
     model, ckpt = load_model(run_dir, dev)
-    task = make_task(ckpt.model_config, ckpt.train_config, data_root, dev)
+    task = make_task(ckpt.model_config, ckpt.train_config, data_root, dev, run_dir)
     return {f"test_{k}": v for k, v in task.evaluate(model, "test").items()}

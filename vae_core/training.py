@@ -437,7 +437,7 @@ def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path
         task: Task = VAETask(data, config)
     else:
         from .semisupervised import make_task
-        task = make_task(ckpt.model_config, config, data_root, dev)
+        task = make_task(ckpt.model_config, config, data_root, dev, run_dir)
     trainer = Trainer(model, ckpt.model_config, config, task, run_dir, callbacks, stop_event)
     trainer.restore(ckpt)
     if trainer.epoch >= config.epochs:
