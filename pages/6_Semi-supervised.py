@@ -28,6 +28,11 @@ if model.config.input_features:  # M1+M2: M2 works on the latent codes of a VAE,
     except CheckpointError as exc:
         st.error(f"This M1+M2 model needs its M1 VAE, which cannot be loaded: {exc}")
         st.stop()
+    st.info(f"**M1+M2**: this M2 was trained on the {m1.config.latent_dim}-D latent codes of a plain "
+            f"VAE, M1 (`{m1_path.name}`), not on pixels. M1 learned its codes from the training "
+            "images without their labels, which makes the labelled few go further (the paper's "
+            "best results). Every image below passes through M1: its encoder for the digits shown "
+            "to M2, its decoder for the digits M2 draws.")
 images, labels = test_set_grey(ckpt)
 tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "Analogies"])
 
