@@ -323,12 +323,18 @@ def tiny_m2_run():
     return "m2-apptest"
 
 
-def test_semi_supervised_page_classifies_generates_and_draws_analogies(tiny_m2_run):
+def open_semi_supervised_page(run: str):
+    """The Semi-supervised page with `run` picked: no error, and q(y|x) of ten classes summing to 1."""
     at = open_page("pages/6_Semi-supervised.py")
-    at.sidebar.selectbox[0].select(tiny_m2_run).run()
+    at.sidebar.selectbox[0].select(run).run()
     assert not at.exception and not errors(at)
     bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     assert sum(plotly_values(bars["y"])) == pytest.approx(1.0, abs=1e-4) and len(plotly_values(bars["y"])) == 10
+    return at
+
+
+def test_semi_supervised_page_classifies_generates_and_draws_analogies(tiny_m2_run):
+    at = open_semi_supervised_page(tiny_m2_run)
     at.get("file_uploader")[0].upload("seven.png", png_bytes(drawn_digit()), "image/png").run()
     assert not at.exception and "your image" in str([e.proto for e in walk(at.main) if type(e).__name__ == "Image"])
     before = image_urls(at)
@@ -369,11 +375,7 @@ def tiny_m1_m2_run():
 
 def test_an_m1_plus_m2_model_classifies_generates_and_draws_analogies_through_m1(tiny_m1_m2_run):
     from ui.common import RUNS
-    at = open_page("pages/6_Semi-supervised.py")
-    at.sidebar.selectbox[0].select(tiny_m1_m2_run).run()
-    assert not at.exception and not errors(at)
-    bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
-    assert sum(plotly_values(bars["y"])) == pytest.approx(1.0, abs=1e-4)
+    at = open_semi_supervised_page(tiny_m1_m2_run)
     assert "M1's decoder draws it" in texts(at)
     before = image_urls(at)
     at.selectbox[0].select(5).run()   # another class, same style
