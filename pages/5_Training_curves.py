@@ -1,4 +1,4 @@
-"""Training curves: ELBO, reconstruction and KL per epoch, for several runs at once."""
+"""Training curves: ELBO, reconstruction and KL (and an M2's accuracy) per epoch, for several runs at once."""
 
 import streamlit as st
 
@@ -14,11 +14,15 @@ page_intro("Training curves", (
     "Comparing latent sizes shows the paper's Fig. 2: more latent dimensions reach a better bound, "
     "and a validation curve that turns down while training still improves is overfitting."))
 
-runs = {r.name: r for r in available_runs()}
-chosen = st.multiselect("Runs", list(runs), default=[path.name] + [n for n in runs if n != path.name][:2])
+runs = {r.name: r for r in available_runs() + available_runs("m2")}
+chosen = st.multiselect("Runs", list(runs), default=[path.name] + [n for n in runs if n != path.name][:2],
+                        help="VAEs and semi-supervised M2 runs; an M2 run also has accuracy curves")
+QUANTITIES = {"elbo": "ELBO", "recon": "reconstruction", "kl": "KL", "accuracy": "accuracy",
+              "generative_accuracy": "generative accuracy"}
+recorded = {key for n in chosen for row in runs[n].checkpoint.epochs for key in row}
+quantities = [q for q in QUANTITIES if f"val_{q}" in recorded or f"train_{q}" in recorded] or ["elbo"]
 c1, c2, c3 = st.columns(3)
-metric = c1.radio("Quantity", ["elbo", "recon", "kl"], horizontal=True,
-                  format_func={"elbo": "ELBO", "recon": "reconstruction", "kl": "KL"}.get)
+metric = c1.radio("Quantity", quantities, horizontal=True, format_func=QUANTITIES.get)
 x_axis = c2.radio("Horizontal axis", ["epoch", "examples_seen"], horizontal=True,
                   format_func={"epoch": "epochs", "examples_seen": "examples seen (log)"}.get)
 splits = c3.multiselect("Data", ["train", "val"], default=["train", "val"],
@@ -37,7 +41,8 @@ for name in chosen:
     rows.append({"run": name, "latent size": c.model_config.latent_dim, "epochs": len(c.epochs),
                  "best epoch": c.summary.get("best_epoch"), "validation ELBO (last)": last.get("val_elbo"),
                  "test ELBO": c.summary.get("test_elbo"), "test log p(x)": c.summary.get("test_log_likelihood"),
+                 "test error (%)": 100 * c.summary["test_error"] if "test_error" in c.summary else None,
                  "training time (s)": c.summary.get("wall_seconds")})
 st.dataframe(rows, hide_index=True, column_config={
     k: st.column_config.NumberColumn(format="%.2f") for k in
-    ("validation ELBO (last)", "test ELBO", "test log p(x)", "training time (s)")})
+    ("validation ELBO (last)", "test ELBO", "test log p(x)", "test error (%)", "training time (s)")})

@@ -132,6 +132,12 @@ def test_training_curves_overlay_runs_and_switch_quantity():
     at.radio[0].set_value("kl").run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["yaxis"]["title"]["text"].startswith("KL")
+    at.multiselect[0].set_value(["mnist-m1m2-100labels", "mnist-mlp-z2"]).run()  # a semi-supervised run too
+    at.radio[0].set_value("accuracy").run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["title"]["text"] == "accuracy"
+    assert [trace["name"] for trace in spec["data"]] == ["mnist-m1m2-100labels (validation)"]
+    assert at.dataframe[0].value["test error (%)"].iloc[0] == pytest.approx(3.84)
     at.multiselect[1].set_value([]).run()
     assert "Choose at least one run" in texts(at)
 
@@ -170,6 +176,34 @@ def test_a_tiny_training_run_started_from_the_train_page_finishes_and_appears_in
     at.run()
     assert "finished after 2 epochs" in str([p.proto.text for p in at.get("progress")])
     assert "apptest-run" in at.sidebar.selectbox[0].options
+
+
+def test_an_m1_plus_m2_run_started_from_the_train_page_finishes_and_can_be_resumed(tiny_m1_m2_run):
+    from ui.common import RUNS
+    at = open_page("pages/1_Train.py")
+    at.radio(key="train_kind").set_value("m2").run()
+    assert not at.exception and not errors(at)
+    at.text_input[0].set_value("apptest m1m2")
+    at.selectbox(key="form_m2_inputs").select("m1-apptest")   # the VAE of the fixture, as M1
+    at.selectbox(key="form_m2_dataset").select("synthetic")
+    at.number_input(key="form_m2_hidden_dim").set_value(16)
+    at.number_input(key="form_m2_epochs").set_value(2)
+    at.button[0].click().run()
+    assert not at.exception and not errors(at) and "Started" in texts(at)
+    job = next(j for j in _wait_for_jobs(at) if j.label == "apptest m1m2")
+    assert job.status == "finished", job.error
+    ckpt = read_checkpoint(job.run_dir, with_weights=False)
+    assert ckpt.kind == "m2" and ckpt.train_config.m1_run == str(RUNS / "m1-apptest")
+    assert ckpt.model_config.latent_dim == 10 and ckpt.model_config.input_features == 6
+    assert "test_accuracy" in ckpt.summary
+    at.run()
+    tabs = [t.label for t in at.tabs]
+    assert tabs[:2] == ["validation accuracy", "ELBO"]  # the job's curves
+    # the run can be resumed from the same page, and is offered on the Semi-supervised page
+    resume_box = next(b for b in at.selectbox if b.label == "Run")
+    assert any(o.startswith(job.run_dir.name) for o in resume_box.options)
+    page = open_page("pages/6_Semi-supervised.py")
+    assert job.run_dir.name in page.sidebar.selectbox[0].options
 
 
 def test_out_of_range_form_values_are_refused_with_a_message():

@@ -237,3 +237,12 @@ def test_labelled_terms_weigh_as_in_the_papers_objective():
     torch.testing.assert_close(losses[1.0], -u + 100 / n * (alpha * ce - lab))
     # 0: a step's labelled batch weighs as much as its unlabelled batch
     torch.testing.assert_close(losses[0.0], -u + alpha * ce - lab)
+
+
+def test_an_m1_run_of_another_dataset_is_refused(tmp_path):
+    train_vae(ModelConfig(latent_dim=2, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1, device="cpu"),
+              tmp_path / "m1")
+    with pytest.raises(ConfigError, match="was trained on synthetic, not on mnist"):
+        train_m2(TINY, M2TrainConfig(dataset="mnist", num_labels=100, epochs=1, device="cpu",
+                                     m1_run=str(tmp_path / "m1")), tmp_path / "mixed")
+    assert not (tmp_path / "mixed").exists()

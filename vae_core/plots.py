@@ -11,7 +11,8 @@ import plotly.graph_objects as go
 CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 METRIC_LABELS = {"elbo": "ELBO (nats)", "recon": "reconstruction E[log p(x|z)] (nats)", "kl": "KL(q(z|x) || p(z)) (nats)",
-                 "accuracy": "accuracy", "error": "error"}
+                 "accuracy": "accuracy", "error": "error",
+                 "generative_accuracy": "generative accuracy (argmax_y L(x, y))"}
 
 
 def latent_scatter(points: np.ndarray, labels: np.ndarray, axis_titles: tuple[str, str],

@@ -233,7 +233,10 @@ def m1_features(data: Dataset, m1_run: str | Path, device: torch.device) -> tupl
     """Replace every split's images by the posterior means of the M1 VAE, (N, Z) features;
     also return the posterior standard deviations of the training split, (N, Z)."""
     from .checkpoints import load_model
-    m1, _ = load_model(m1_run, device)
+    m1, ckpt = load_model(m1_run, device)
+    if ckpt.train_config.dataset != data.name:
+        raise ConfigError(f"m1_run: the M1 run {m1_run} was trained on {ckpt.train_config.dataset}, "
+                          f"not on {data.name}")
 
     def encode(split: Split) -> tuple[Split, torch.Tensor]:
         posteriors = [m1.encode(split.images[i:i + EVAL_BATCH].to(device)) for i in range(0, len(split), EVAL_BATCH)]
