@@ -29,13 +29,14 @@ st.markdown(
 
 st.subheader("What to explore")
 st.markdown(
-    "- **Train**: train a VAE in the background and watch its ELBO, reconstruction and KL live.\n"
+    "- **Train**: train a VAE in the background and watch its ELBO, reconstruction and KL live; "
+    "or a semi-supervised M2 and its accuracy.\n"
     "- **Latent space**: move through a 2-D latent space and see what the decoder draws there.\n"
     "- **Interpolate**: walk from one digit's code to another's.\n"
     "- **Reconstruct**: upload a digit of your own, see it prepared like MNIST, encoded and rebuilt.\n"
     "- **Training curves**: compare runs, train against validation (the paper's Fig. 2).\n"
-    "- **Semi-supervised**: M2 (Kingma et al. 2014) classifies your digit, draws a chosen class "
-    "in a chosen style, and redraws a digit's style as every class.\n\n"
+    "- **Semi-supervised**: M2 and M1+M2 (Kingma et al. 2014), trained with a few labels, classify "
+    "your digit, draw a chosen class in a chosen style, and redraw a digit's style as every class.\n\n"
     "Pick a model in the sidebar: the choice carries across pages.")
 
 st.subheader("Models")
