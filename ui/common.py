@@ -159,7 +159,8 @@ def sidebar_model_picker(kind: str = "vae", min_latent: int = 1, load: bool = Tr
     if not runs:
         st.sidebar.warning("No trained models yet.")
         st.info("There is no trained model to show. " + (
-            "Train one with `python -m vae_core train --kind m2`." if kind == "m2"
+            "Train one on the **Train** page (semi-supervised) or with "
+            "`python -m vae_core train --kind m2`." if kind == "m2"
             else "Train one on the **Train** page."))
         st.stop()
     # Options are the labels themselves (unique: two folders cannot hold the same shipped name).
