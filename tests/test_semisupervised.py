@@ -210,7 +210,14 @@ def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
     assert find_m1_run(str(tmp_path / "m1"), tmp_path / "shipped" / "m1m2") == tmp_path / "shipped" / "m1"
     assert find_m1_run(str(tmp_path / "m1")) == tmp_path / "m1"  # no M2 run given: as recorded
     assert 0.0 <= evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")["test_accuracy"] <= 1.0
+    # An M1 of another latent size in its place is refused, as is no M1 at all.
+    train_vae(ModelConfig(latent_dim=3, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1, device="cpu"),
+              tmp_path / "small")
     (tmp_path / "shipped" / "m1").rename(tmp_path / "elsewhere")
+    (tmp_path / "small").rename(tmp_path / "shipped" / "m1")
+    with pytest.raises(ConfigError, match="reads M1's unit 5, but the M1 run has 3 latent units"):
+        evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")
+    (tmp_path / "shipped" / "m1").rename(tmp_path / "small")
     with pytest.raises(ckpts.CheckpointError, match="no such run folder"):
         evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")
 

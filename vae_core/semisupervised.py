@@ -295,6 +295,9 @@ def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: 
             units = active_units(data.train.images, config.m1_run) if config.m1_units == "active" else ()
             model_config = replace(model_config, input_features=len(units) or data.train.images.shape[1],
                                    input_units=units, likelihood="gaussian")
+        if model_config.input_units and max(model_config.input_units) >= data.train.images.shape[1]:
+            raise ConfigError(f"input_units: the model reads M1's unit {max(model_config.input_units)}, but "
+                              f"the M1 run has {data.train.images.shape[1]} latent units")
         data, std = _keep_units(data, std, model_config.input_units)
         train_std = std if config.m1_features == "sample" else None
         if model_config.input_features != data.train.images.shape[1]:
