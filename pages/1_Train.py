@@ -39,7 +39,7 @@ FORM_DEFAULTS = {"vae": {"latent_dim": 2, "epochs": 20, "num_threads": 1},
 LABELS = {"latent_dim": "latent size", "hidden_dim": "hidden units", "num_samples": "samples L (k for iwae)",
           "warmup_epochs": "KL warm-up epochs", "num_threads": "CPU threads", "max_train_examples":
           "training images (0: all)", "beta": "KL weight beta", "compile": "torch.compile"}
-M2_LABELS = {"latent_dim": "style z size", "num_labels": "labelled digits", "alpha_scale": "alpha scale",
+M2_LABELS = {**LABELS, "latent_dim": "style z size", "num_labels": "labelled digits", "alpha_scale": "alpha scale",
              "m1_features": "M1 features", "m1_units": "M1 units", "batch_size": "unlabelled batch size"}
 
 
@@ -47,7 +47,7 @@ def field_widget(field: dataclasses.Field, key: str, kind: str):
     """A form widget for one config field, from its metadata; bounds are checked on Start."""
     meta = field.metadata
     default = FORM_DEFAULTS[kind].get(field.name, field.default)
-    label = (M2_LABELS if kind == "m2" else {}).get(field.name) or LABELS.get(field.name, field.name.replace("_", " "))
+    label = (M2_LABELS if kind == "m2" else LABELS).get(field.name, field.name.replace("_", " "))
     if isinstance(field.default, bool):
         return st.checkbox(label, value=default, help=meta["help"], key=key)
     if meta.get("choices"):
@@ -84,7 +84,7 @@ with st.form(f"train_form_{kind}"):
     st.markdown("**Model**")
     model_values = {}
     model_fields = fields(model_cls, MODEL_FIELDS[kind])
-    for column, field in zip(st.columns(len(MODEL_FIELDS["vae"])), model_fields):
+    for column, field in zip(st.columns(len(MODEL_FIELDS["vae"])), model_fields):  # same widths for both kinds
         with column:
             model_values[field.name] = field_widget(field, f"{prefix}{field.name}", kind)
     st.markdown("**Data, objective and optimiser**")

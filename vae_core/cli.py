@@ -28,9 +28,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str, whe
     help then also gives this config's default (`when`: the flag that selects this config)."""
     group = parser.add_argument_group(f"{title} ({when})" if when else title)
     existing = {action.dest: action for action in parser._actions}
-    for f in cfg.field_specs(cls):
-        if isinstance(f.default, tuple):  # lists are set by training, not flags
-            continue
+    for f in cfg.flag_fields(cls):
         if f.name in existing:
             action = existing[f.name]
             if not action.help.endswith(f"(default: {f.default})"):  # say where this config differs

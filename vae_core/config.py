@@ -236,3 +236,9 @@ def from_dict(cls: type[C], data: Any) -> C:
 def field_specs(cls: type) -> list[dataclasses.Field]:
     """The dataclass fields, for building command-line flags and forms."""
     return list(dataclasses.fields(cls))
+
+
+def flag_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields the command line has a flag for: all but the lists, which training sets (M2's
+    input units)."""
+    return [f for f in dataclasses.fields(cls) if not isinstance(f.default, tuple)]

@@ -68,9 +68,8 @@ def config_flags(*configs: Any) -> list[str]:
     """Command-line flags that reproduce config dataclasses exactly."""
     argv: list[str] = []
     for config in configs:
-        for name, value in cfg.to_dict(config).items():
-            if isinstance(value, (tuple, list)):  # set by training (M2's input units), not a flag
-                continue
+        for f in cfg.flag_fields(type(config)):
+            name, value = f.name, getattr(config, f.name)
             flag = "--" + name.replace("_", "-")
             if isinstance(value, bool):
                 argv.append(flag if value else "--no-" + name.replace("_", "-"))
