@@ -199,3 +199,13 @@ def test_the_compiled_training_step_trains(tiny_model_config):
     config = TrainConfig(dataset="synthetic", epochs=2, batch_size=64, device="cpu", compile=True, seed=2)
     trainer = train_vae(tiny_model_config, config)
     assert trainer.history[-1]["val_elbo"] > trainer.history[0]["val_elbo"]
+
+
+def test_resume_with_a_new_learning_rate(tiny_model_config, tiny_train_config, tmp_path):
+    train_vae(tiny_model_config, tiny_train_config, tmp_path / "run")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        resume(tmp_path / "run", epochs=4, learning_rate=-1.0)
+    trainer = resume(tmp_path / "run", epochs=4, learning_rate=1e-7)
+    assert [r["learning_rate"] for r in trainer.history] == [tiny_train_config.learning_rate] * 3 + [1e-7]
+    assert all(group["lr"] == 1e-7 for group in trainer.optimizer.param_groups)
+    assert ckpts.read_checkpoint(tmp_path / "run").train_config.learning_rate == 1e-7

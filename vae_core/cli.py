@@ -150,7 +150,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _install_stop_handler(stop)
     trainer = resume(args.run, args.epochs, args.data_root, _callbacks(args.progress), stop, args.device,
-                     args.num_threads)
+                     args.num_threads, args.learning_rate)
     print(f"saved: {args.run} ({trainer.summary['status']})", file=sys.stderr)
     return 0
 
@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--data-root")
     res.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     res.add_argument("--num-threads", type=int, help="CPU threads for torch (default: as the run was started)")
+    res.add_argument("--learning-rate", type=float,
+                     help="a new step size from here on, e.g. smaller to settle a long run (default: the run's)")
     res.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar")
 
     ev = sub.add_parser("evaluate", help="test ELBO and importance-sampled log-likelihood of a run")

@@ -304,7 +304,8 @@ class Trainer:
         self.wall_seconds += time.perf_counter() - t0
         record = {"epoch": self.epoch, **self._running_metrics(),
                   **{f"val_{k}": v for k, v in val.items()},
-                  "beta": self.beta(), "examples_seen": self.global_step * self.config.batch_size,
+                  "beta": self.beta(), "learning_rate": self.optimizer.param_groups[0]["lr"],
+                  "examples_seen": self.global_step * self.config.batch_size,
                   "wall_seconds": self.wall_seconds}
         self.history.append(record)
         monitor = val[getattr(self.task, "monitor", "elbo")]
@@ -417,9 +418,12 @@ def train_vae(model_config: ModelConfig, config: TrainConfig, run_dir: str | Pat
 
 def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path | None = None,
            callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
-           device: str | None = None, num_threads: int | None = None) -> Trainer:
+           device: str | None = None, num_threads: int | None = None,
+           learning_rate: float | None = None) -> Trainer:
     """Continue a stopped run (or extend a finished one to `epochs`) in place, curves and all;
-    `device` and `num_threads` may differ from the first session's (the results do not)."""
+    `device` and `num_threads` may differ from the first session's (the results do not).
+    A new `learning_rate` applies from the next step on (the optimiser keeps its moments); the
+    config then holds it, and every epoch's record in the history holds the one it used."""
     ckpt = ckpts.read_checkpoint(run_dir, with_training_state=True)
     config = ckpt.train_config
     if epochs is not None:
@@ -428,6 +432,8 @@ def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path
         config = replace(config, device=device)
     if num_threads is not None:
         config = replace(config, num_threads=num_threads)
+    if learning_rate is not None:
+        config = replace(config, learning_rate=learning_rate)
     validate(config)
     dev = resolve_device(config.device)
     model = ckpts.build_from_checkpoint(ckpt, device=dev)
@@ -440,6 +446,8 @@ def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path
         task = make_task(ckpt.model_config, config, data_root, dev, run_dir)
     trainer = Trainer(model, ckpt.model_config, config, task, run_dir, callbacks, stop_event)
     trainer.restore(ckpt)
+    for group in trainer.optimizer.param_groups:  # the saved state carries the old step size
+        group["lr"] = config.learning_rate
     if trainer.epoch >= config.epochs:
         raise ConfigError(f"epochs: the run already has {trainer.epoch} epochs; ask for more to resume")
     trainer.fit()
