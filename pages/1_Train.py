@@ -15,7 +15,8 @@ st.set_page_config(page_title="Train · VAE Explorer", page_icon=":material/blur
 sidebar_model_picker()
 page_intro("Train", (
     "Choose a model and an objective and train it on this server. Each step draws a minibatch, "
-    "samples z with the reparameterisation trick, and takes a gradient step on the negative ELBO. "
+    "samples z with the reparameterisation trick, and takes a gradient step on the negative ELBO "
+    "(semi-supervised models add a labelled minibatch and a classification loss). "
     "Training runs in the background: the page stays responsive, and the job keeps going if you "
     "close the tab; anyone who opens this page sees it. A finished run appears in the model picker."))
 

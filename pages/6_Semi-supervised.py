@@ -7,8 +7,9 @@ import torch
 from ui.common import m1_encoder, page_intro, png, sidebar_model_picker, strip, test_set_grey, tile
 from ui.upload import digit_upload
 from vae_core.checkpoints import CheckpointError
+from vae_core.config import ConfigError
 from vae_core.plots import bars
-from vae_core.semisupervised import analogies, classify, find_m1_run, generate
+from vae_core.semisupervised import analogies, check_m1, classify, find_m1_run, generate
 
 st.set_page_config(page_title="Semi-supervised · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
 
@@ -25,8 +26,9 @@ if model.config.input_features:  # M1+M2: M2 works on the latent codes of a VAE,
     m1_path = find_m1_run(ckpt.train_config.m1_run, path)
     try:
         m1 = m1_encoder(str(m1_path))
-    except CheckpointError as exc:
-        st.error(f"This M1+M2 model needs its M1 VAE, which cannot be loaded: {exc}")
+        check_m1(model.config, m1, m1_path)
+    except (CheckpointError, ConfigError) as exc:
+        st.error(f"This M1+M2 model needs its M1 VAE: {exc}")
         st.stop()
     st.info(f"**M1+M2**: this M2 was trained on the {m1.config.latent_dim}-D latent codes of a plain "
             f"VAE, M1 (`{m1_path.name}`), not on pixels. M1 learned its codes from the training "

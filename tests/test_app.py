@@ -431,7 +431,20 @@ def test_an_m1_plus_m2_model_classifies_generates_and_draws_analogies_through_m1
     at.run()
     at.sidebar.selectbox[0].select("m1m2-orphan-apptest").run()
     assert not at.exception
-    assert any("needs its M1 VAE, which cannot be loaded" in e and "m1-gone" in e for e in errors(at))
+    assert any("needs its M1 VAE" in e and "m1-gone" in e for e in errors(at))
+
+    # A copy that records another M1's digest: this M1 is refused, with a message.
+    impostor = RUNS / "m1m2-impostor-apptest"
+    if not impostor.exists():
+        shutil.copytree(RUNS / tiny_m1_m2_run, impostor)
+        config_file = next(impostor.glob("state-*/config.json"))
+        config = json.loads(config_file.read_text())
+        config["model"]["m1_digest"] = "0" * 64
+        config_file.write_text(json.dumps(config))
+    at.run()
+    at.sidebar.selectbox[0].select("m1m2-impostor-apptest").run()
+    assert not at.exception
+    assert any("not the M1 this model was trained on" in e for e in errors(at))
 
 
 def test_a_broken_run_is_listed_with_its_problem_and_the_app_goes_on():

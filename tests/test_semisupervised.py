@@ -13,7 +13,8 @@ from vae_core.cli import main
 from vae_core.config import ConfigError, ModelConfig, TrainConfig
 from vae_core.data import Split, synthetic_dataset
 from vae_core.semisupervised import (M2Config, M2TrainConfig, analogies, balanced_labelled_subset,
-                                     build_m2, classify, evaluate_split, generate, train_m2)
+                                     build_m2, classify, evaluate_split, generate, train_m2,
+                                     weights_digest)
 from vae_core.training import resume, train_vae
 
 TINY = M2Config(latent_dim=8, hidden_dim=64)
@@ -179,6 +180,7 @@ def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
     trainer = train_m2(TINY, config, tmp_path / "m1m2")
     model = trainer.model
     assert model.config.input_units == (0, 2, 3, 5) and model.config.input_features == 4
+    assert model.config.m1_digest == weights_digest(m1)  # which M1 it was trained on
     images = synthetic_dataset().test.images[:8]
     with torch.no_grad():
         expected = model.classify_logits(m1.encode(images).mu[:, [0, 2, 3, 5]]).softmax(-1)
@@ -203,13 +205,25 @@ def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
 
     # Copied elsewhere side by side (as shipped), the pair still works: the recorded M1 path is
     # gone, and the M1 run of that name beside the M2 run is used.
-    from vae_core.semisupervised import evaluate_m2_run, find_m1_run
+    from vae_core.semisupervised import check_m1, evaluate_m2_run, find_m1_run
     (tmp_path / "shipped").mkdir()
     (tmp_path / "m1").rename(tmp_path / "shipped" / "m1")
     (tmp_path / "m1m2").rename(tmp_path / "shipped" / "m1m2")
     assert find_m1_run(str(tmp_path / "m1"), tmp_path / "shipped" / "m1m2") == tmp_path / "shipped" / "m1"
     assert find_m1_run(str(tmp_path / "m1")) == tmp_path / "m1"  # no M2 run given: as recorded
     assert 0.0 <= evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")["test_accuracy"] <= 1.0
+    # Another M1 of the same shape in its place is refused (a model that recorded no digest,
+    # as older runs, trusts it).
+    train_vae(ModelConfig(latent_dim=6, hidden_dim=32), TrainConfig(dataset="synthetic", epochs=1, device="cpu",
+                                                                    seed=1), tmp_path / "other")
+    (tmp_path / "shipped" / "m1").rename(tmp_path / "m1-original")
+    (tmp_path / "other").rename(tmp_path / "shipped" / "m1")
+    with pytest.raises(ConfigError, match="not the M1 this model was trained on"):
+        evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")
+    other, _ = ckpts.load_model(tmp_path / "shipped" / "m1")
+    check_m1(replace(model.config, m1_digest=""), other, "other")
+    (tmp_path / "shipped" / "m1").rename(tmp_path / "other")
+    (tmp_path / "m1-original").rename(tmp_path / "shipped" / "m1")
     # An M1 of another latent size in its place is refused, as is no M1 at all.
     train_vae(ModelConfig(latent_dim=3, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1, device="cpu"),
               tmp_path / "small")

@@ -18,8 +18,11 @@ class ConfigError(ValueError):
 
 
 def config_field(default: Any, help: str, choices: tuple | None = None,
-           low: float | None = None, high: float | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high})
+           low: float | None = None, high: float | None = None, set_by_training: bool = False) -> Any:
+    """A config field with its help text and bounds; `set_by_training`: recorded when training
+    starts, not chosen (no command-line flag)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high,
+                                            "set_by_training": set_by_training})
 
 
 def same_as(cls: type, name: str, **changes: Any) -> Any:
@@ -106,7 +109,8 @@ class M2Config:
     input_features: int = config_field(0, "0: images of image_channels x image_height x image_width; "
                                  "N > 0: feature vectors of size N (M1+M2)", low=0, high=100000)
     input_units: tuple[int, ...] = config_field((), "M1+M2: which of M1's latent units are the "
-                                          "features (empty: all); chosen when training starts")
+                                          "features (empty: all); chosen when training starts",
+                                          set_by_training=True)
     image_channels: int = config_field(1, "channels of the input images", low=1, high=4)
     image_height: int = config_field(28, "height of the input images", low=1, high=256)
     image_width: int = config_field(28, "width of the input images", low=1, high=256)
@@ -117,6 +121,8 @@ class M2Config:
                              choices=("softplus", "tanh", "relu"))
     likelihood: str = config_field("bernoulli", "p(x|y,z): bernoulli for binary images, gaussian for "
                              "M1 features", choices=("bernoulli", "gaussian"))
+    m1_digest: str = config_field("", "M1+M2: SHA-256 of the M1 weights M2 was trained on, so that another "
+                                  "M1 in their place is refused (empty: not recorded)", set_by_training=True)
 
     @property
     def input_dim(self) -> int:
@@ -239,6 +245,6 @@ def field_specs(cls: type) -> list[dataclasses.Field]:
 
 
 def flag_fields(cls: type) -> list[dataclasses.Field]:
-    """The fields the command line has a flag for: all but the lists, which training sets (M2's
-    input units)."""
-    return [f for f in dataclasses.fields(cls) if not isinstance(f.default, tuple)]
+    """The fields the command line has a flag for: all but those training sets (M2's input units
+    and its M1's digest)."""
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("set_by_training")]

@@ -9,6 +9,7 @@ the command line are those of the plain VAE.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -228,10 +229,31 @@ def evaluate_split(model: M2, split: Split, generator: torch.Generator) -> dict[
 
 # --- data and one-call entry points ---------------------------------------------------------
 
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of a model's weights (names, shapes, dtypes and values), independent of the file
+    they were read from."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_m1(model_config: M2Config, m1: nn.Module | str, m1_run: str | Path) -> None:
+    """Refuse an M1 (a model or its `weights_digest`) other than the one the M1+M2 model was
+    trained on, when that was recorded."""
+    digest = m1 if isinstance(m1, str) else weights_digest(m1)
+    if model_config.m1_digest and digest != model_config.m1_digest:
+        raise ConfigError(f"m1_run: the VAE in {m1_run} is not the M1 this model was trained on (its "
+                          "weights differ); put that M1 back there, or train the M1+M2 model again")
+
+
 @torch.no_grad()
-def m1_features(data: Dataset, m1_run: str | Path, device: torch.device) -> tuple[Dataset, torch.Tensor]:
+def m1_features(data: Dataset, m1_run: str | Path, device: torch.device) -> tuple[Dataset, torch.Tensor, str]:
     """Replace every split's images by the posterior means of the M1 VAE, (N, Z) features;
-    also return the posterior standard deviations of the training split, (N, Z)."""
+    also return the posterior standard deviations of the training split, (N, Z), and the
+    `weights_digest` of M1."""
     from .checkpoints import load_model
     m1, ckpt = load_model(m1_run, device)
     if ckpt.train_config.dataset != data.name:
@@ -245,7 +267,7 @@ def m1_features(data: Dataset, m1_run: str | Path, device: torch.device) -> tupl
     train, train_std = encode(data.train)
     data = replace(data, train=train, validation=encode(data.validation)[0], test=encode(data.test)[0],
                    source=f"{data.source}, encoded by {Path(m1_run).name}")
-    return data, train_std
+    return data, train_std, weights_digest(m1)
 
 
 def active_units(features: torch.Tensor, m1_run: str) -> tuple[int, ...]:
@@ -290,11 +312,12 @@ def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: 
     data = prepare(data, binarization, config.seed).to(device)
     train_std = None
     if config.m1_run:
-        data, std = m1_features(data, find_m1_run(config.m1_run, run_dir), device)
+        m1_run = find_m1_run(config.m1_run, run_dir)
+        data, std, digest = m1_features(data, m1_run, device)
         if model_config.input_features == 0:
             units = active_units(data.train.images, config.m1_run) if config.m1_units == "active" else ()
             model_config = replace(model_config, input_features=len(units) or data.train.images.shape[1],
-                                   input_units=units, likelihood="gaussian")
+                                   input_units=units, likelihood="gaussian", m1_digest=digest)
         if model_config.input_units and max(model_config.input_units) >= data.train.images.shape[1]:
             raise ConfigError(f"input_units: the model reads M1's unit {max(model_config.input_units)}, but "
                               f"the M1 run has {data.train.images.shape[1]} latent units")
@@ -303,6 +326,7 @@ def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: 
         if model_config.input_features != data.train.images.shape[1]:
             raise ConfigError(f"input_features: the M1 run gives {data.train.images.shape[1]} features, "
                               f"the model expects {model_config.input_features}")
+        check_m1(model_config, digest, m1_run)
     elif model_config.input_features or tuple(model_config.image_shape) != tuple(data.image_shape):
         raise ConfigError(f"image size: the model expects {model_config.image_shape} but {data.name} "
                           f"images are {data.image_shape}")
