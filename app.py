@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui.common import available_runs, sidebar_model_picker
+from vae_core.checkpoints import Checkpoint
 
 
 st.set_page_config(page_title="VAE Explorer", page_icon=":material/blur_on:", layout="wide")
@@ -55,20 +56,24 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-vae_rows = [{"run": run.name, "latent size": run.checkpoint.model_config.latent_dim,
-             "hidden": run.checkpoint.model_config.hidden_dim, "epochs": len(run.checkpoint.epochs),
-             "status": run.checkpoint.summary.get("status"), "test ELBO": run.checkpoint.summary.get("test_elbo"),
-             "test log p(x)": run.checkpoint.summary.get("test_log_likelihood")}
-            for run in available_runs()]
+def vae_row(name: str, c: Checkpoint) -> dict:
+    return {"run": name, "latent size": c.model_config.latent_dim, "hidden": c.model_config.hidden_dim,
+            "epochs": len(c.epochs), "status": c.summary.get("status"), "test ELBO": c.summary.get("test_elbo"),
+            "test log p(x)": c.summary.get("test_log_likelihood")}
+
+
+def m2_row(name: str, c: Checkpoint) -> dict:
+    error = c.summary.get("test_error")
+    return {"run": name, "labels": c.train_config.num_labels,
+            "inputs": "M1 codes" if c.train_config.m1_run else "pixels", "epochs": len(c.epochs),
+            "status": c.summary.get("status"), "test error %": None if error is None else 100 * error}
+
+
+vae_rows = [vae_row(run.name, run.checkpoint) for run in available_runs()]
 if vae_rows:
     st.markdown(markdown_table(vae_rows))
 
-m2_rows = [{"run": run.name, "labels": run.checkpoint.train_config.num_labels,
-            "inputs": "M1 codes" if run.checkpoint.train_config.m1_run else "pixels",
-            "epochs": len(run.checkpoint.epochs), "status": run.checkpoint.summary.get("status"),
-            "test error %": 100 * run.checkpoint.summary["test_error"] if "test_error" in run.checkpoint.summary
-            else None}
-           for run in available_runs("m2")]
+m2_rows = [m2_row(run.name, run.checkpoint) for run in available_runs("m2")]
 if m2_rows:
     st.markdown("Semi-supervised models (M2, M1+M2):")
     st.markdown(markdown_table(m2_rows))
