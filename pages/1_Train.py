@@ -166,17 +166,26 @@ if not resumable:
     st.caption("Runs you train appear here; a stopped run continues where it stopped, a finished one "
                "can be trained for more epochs.")
 else:
-    c1, c2, c3 = st.columns([3, 1, 1])
+    c1, c2, c3, c4 = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
     run = c1.selectbox("Run", resumable, format_func=lambda r: f"{r.name} ({r.checkpoint.summary.get('status')}, "
                                                                f"{len(r.checkpoint.epochs)} epochs)")
     done = len(run.checkpoint.epochs)
     total = c2.number_input("Total epochs", value=max(run.checkpoint.train_config.epochs, done + 1), step=1)
-    if c3.button("Resume"):
+    run_lr = run.checkpoint.train_config.learning_rate
+    LR_BOUNDS = fields(cfg.TrainConfig, ["learning_rate"])[0].metadata
+    lr = c3.number_input("Learning rate", value=run_lr, format="%g", key=f"resume_lr_{run.name}",
+                         help="The step size from here on; a smaller one can settle a long run. "
+                              "Each epoch's record keeps the one it used.")
+    if c4.button("Resume"):
         if total <= done:
             st.error(f"Resume needs more than the {done} epochs the run already has.")
+        elif not LR_BOUNDS["low"] <= lr <= LR_BOUNDS["high"]:
+            st.error(f"The learning rate must be between {LR_BOUNDS['low']:g} and {LR_BOUNDS['high']:g}, "
+                     f"not {lr:g}.")
         else:
             try:
-                jobs.resume(run.path, int(total))
-                st.success(f"Resuming **{run.name}** to {total} epochs.")
+                jobs.resume(run.path, int(total), None if lr == run_lr else lr)
+                st.success(f"Resuming **{run.name}** to {total} epochs"
+                           + ("." if lr == run_lr else f" with learning rate {lr:g}."))
             except RuntimeError as exc:
                 st.error(f"Not resumed: {exc}.")

@@ -201,7 +201,22 @@ def test_an_m1_plus_m2_run_started_from_the_train_page_finishes_and_can_be_resum
     assert tabs[:2] == ["validation accuracy", "ELBO"]  # the job's curves
     # the run can be resumed from the same page, and is offered on the Semi-supervised page
     resume_box = next(b for b in at.selectbox if b.label == "Run")
-    assert any(o.startswith(job.run_dir.name) for o in resume_box.options)
+    option = next(o for o in resume_box.options if o.startswith(job.run_dir.name + " "))
+    resume_box.select(option).run()
+    number = {n.label: n for n in at.number_input}
+    number["Total epochs"].set_value(3)
+    number["Learning rate"].set_value(50.0)
+    resume = next(b for b in at.button if b.label == "Resume")
+    resume.click().run()
+    assert any("learning rate must be between" in e for e in errors(at))
+    number = {n.label: n for n in at.number_input}
+    number["Learning rate"].set_value(1e-4)
+    next(b for b in at.button if b.label == "Resume").click().run()
+    assert not at.exception and "with learning rate 0.0001" in texts(at)
+    _wait_for_jobs(at)
+    ckpt = read_checkpoint(job.run_dir, with_weights=False)
+    assert [r["learning_rate"] for r in ckpt.epochs] == [3e-4, 3e-4, 1e-4]
+    assert ckpt.train_config.learning_rate == 1e-4
     page = open_page("pages/6_Semi-supervised.py")
     assert job.run_dir.name in page.sidebar.selectbox[0].options
 

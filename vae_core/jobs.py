@@ -110,11 +110,14 @@ class JobManager:
             argv += ["--kind", kind]
         return self._launch(name, argv + config_flags(model_config, train_config))
 
-    def resume(self, run_dir: str | Path, epochs: int | None = None) -> Job:
+    def resume(self, run_dir: str | Path, epochs: int | None = None, learning_rate: float | None = None) -> Job:
+        """Continue a run to `epochs` in all, with a new step size if `learning_rate` is given."""
         running = self.job_for_run(run_dir)
         if running is not None and running.active:
             raise RuntimeError(f"{Path(run_dir).name} is already training")
         argv = ["resume", str(run_dir)] + (["--epochs", str(epochs)] if epochs else [])
+        if learning_rate is not None:
+            argv += ["--learning-rate", repr(float(learning_rate))]
         job = self._launch(Path(run_dir).name, argv)
         job.run_dir = Path(run_dir)
         return job
