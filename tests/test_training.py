@@ -209,3 +209,7 @@ def test_resume_with_a_new_learning_rate(tiny_model_config, tiny_train_config, t
     assert [r["learning_rate"] for r in trainer.history] == [tiny_train_config.learning_rate] * 3 + [1e-7]
     assert all(group["lr"] == 1e-7 for group in trainer.optimizer.param_groups)
     assert ckpts.read_checkpoint(tmp_path / "run").train_config.learning_rate == 1e-7
+    # the curves mark the epoch where the step size changed, once
+    from vae_core.plots import training_curves
+    marks = [t for t in training_curves([("run", trainer.history)]).data if t.text]
+    assert len(marks) == 1 and marks[0].text == ("lr 1e-07",) and marks[0].x == (4,)

@@ -58,6 +58,14 @@ def training_curves(runs: Iterable[tuple[str, list[dict]]], metric: str = "elbo"
                 x=[r[x_axis] for r in rows], y=[r[key] for r in rows], mode="lines+markers" if len(rows) < 30 else "lines",
                 name=f"{name} ({'validation' if split == 'val' else split})",
                 line=dict(color=colour, dash="solid" if split == "val" else "dash")))
+            changes = [b for a, b in zip(rows, rows[1:])  # where a resume changed the step size
+                       if "learning_rate" in a and "learning_rate" in b and a["learning_rate"] != b["learning_rate"]]
+            if changes and split == splits[-1]:
+                fig.add_trace(go.Scatter(
+                    x=[r[x_axis] for r in changes], y=[r[key] for r in changes], mode="markers+text",
+                    text=[f"lr {r['learning_rate']:g}" for r in changes], textposition="top center", showlegend=False,
+                    marker=dict(symbol="triangle-down", size=10, color=colour), hoverinfo="text",
+                    name=f"{name}: learning rate changed"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
                       xaxis_title={"epoch": "epoch", "examples_seen": "training examples seen"}.get(x_axis, x_axis),
                       yaxis_title=METRIC_LABELS.get(metric, metric), legend=dict(orientation="h", y=-0.2))
