@@ -2,6 +2,7 @@
 stop and resume it."""
 
 import dataclasses
+import math
 
 import streamlit as st
 
@@ -44,6 +45,12 @@ M2_LABELS = {**LABELS, "latent_dim": "style z size", "num_labels": "labelled dig
              "m1_features": "M1 features", "m1_units": "M1 units", "batch_size": "unlabelled batch size"}
 
 
+def float_step(value: float) -> float:
+    """The +/- step of a number box: a tenth of the value's decade below 1 (1e-4 for a learning
+    rate of 1e-3), 0.1 otherwise."""
+    return 10.0 ** (math.floor(math.log10(value)) - 1) if 0 < value < 1 else 0.1
+
+
 def field_widget(field: dataclasses.Field, key: str, kind: str):
     """A form widget for one config field, from its metadata; bounds are checked on Start."""
     meta = field.metadata
@@ -55,7 +62,8 @@ def field_widget(field: dataclasses.Field, key: str, kind: str):
         return st.selectbox(label, meta["choices"], index=meta["choices"].index(default), help=meta["help"], key=key)
     if isinstance(field.default, int):
         return st.number_input(label, value=default, step=1, help=meta["help"], key=key)
-    return st.number_input(label, value=float(default), format="%g", help=meta["help"], key=key)
+    return st.number_input(label, value=float(default), step=float_step(default), format="%g", help=meta["help"],
+                           key=key)
 
 
 def fields(cls, names):
@@ -173,7 +181,8 @@ else:
     total = c2.number_input("Total epochs", value=max(run.checkpoint.train_config.epochs, done + 1), step=1)
     run_lr = run.checkpoint.train_config.learning_rate
     LR_BOUNDS = fields(cfg.TrainConfig, ["learning_rate"])[0].metadata
-    lr = c3.number_input("Learning rate", value=run_lr, format="%g", key=f"resume_lr_{run.name}",
+    lr = c3.number_input("Learning rate", value=run_lr, step=float_step(run_lr), format="%g",
+                         key=f"resume_lr_{run.name}",
                          help="The step size from here on; a smaller one can settle a long run. "
                               "Each epoch's record keeps the one it used.")
     if c4.button("Resume"):

@@ -223,6 +223,9 @@ def test_an_m1_plus_m2_run_started_from_the_train_page_finishes_and_can_be_resum
 
 def test_out_of_range_form_values_are_refused_with_a_message():
     at = open_page("pages/1_Train.py")
+    # the +/- buttons move small values by a tenth of their decade, not by 0.01
+    assert at.number_input(key="form_learning_rate").step == pytest.approx(1e-4)
+    assert at.number_input(key="form_beta").step == pytest.approx(0.1)
     from ui.common import job_manager
     count = len(job_manager().jobs())
     _fill_tiny_form(at, "refused", form_epochs=0)
