@@ -425,15 +425,8 @@ def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path
     A new `learning_rate` applies from the next step on (the optimiser keeps its moments); the
     config then holds it, and every epoch's record in the history holds the one it used."""
     ckpt = ckpts.read_checkpoint(run_dir, with_training_state=True)
-    config = ckpt.train_config
-    if epochs is not None:
-        config = replace(config, epochs=epochs)
-    if device is not None:
-        config = replace(config, device=device)
-    if num_threads is not None:
-        config = replace(config, num_threads=num_threads)
-    if learning_rate is not None:
-        config = replace(config, learning_rate=learning_rate)
+    changes = dict(epochs=epochs, device=device, num_threads=num_threads, learning_rate=learning_rate)
+    config = replace(ckpt.train_config, **{k: v for k, v in changes.items() if v is not None})
     validate(config)
     dev = resolve_device(config.device)
     model = ckpts.build_from_checkpoint(ckpt, device=dev)
