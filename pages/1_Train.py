@@ -180,7 +180,7 @@ else:
     done = len(run.checkpoint.epochs)
     total = c2.number_input("Total epochs", value=max(run.checkpoint.train_config.epochs, done + 1), step=1)
     run_lr = run.checkpoint.train_config.learning_rate
-    LR_BOUNDS = fields(cfg.TrainConfig, ["learning_rate"])[0].metadata
+    lr_bounds = fields(cfg.TrainConfig, ["learning_rate"])[0].metadata
     lr = c3.number_input("Learning rate", value=run_lr, step=float_step(run_lr), format="%g",
                          key=f"resume_lr_{run.name}",
                          help="The step size from here on; a smaller one can settle a long run. "
@@ -188,8 +188,8 @@ else:
     if c4.button("Resume"):
         if total <= done:
             st.error(f"Resume needs more than the {done} epochs the run already has.")
-        elif not LR_BOUNDS["low"] <= lr <= LR_BOUNDS["high"]:
-            st.error(f"The learning rate must be between {LR_BOUNDS['low']:g} and {LR_BOUNDS['high']:g}, "
+        elif not lr_bounds["low"] <= lr <= lr_bounds["high"]:
+            st.error(f"The learning rate must be between {lr_bounds['low']:g} and {lr_bounds['high']:g}, "
                      f"not {lr:g}.")
         else:
             try:
