@@ -25,8 +25,8 @@ m1 = None
 if model.config.input_features:  # M1+M2: M2 works on the latent codes of a VAE, M1
     m1_path = find_m1_run(ckpt.train_config.m1_run, path)
     try:
-        m1 = m1_encoder(str(m1_path))
-        check_m1(model.config, m1, m1_path)
+        m1, m1_digest = m1_encoder(m1_path)
+        check_m1(model.config, m1_digest, m1_path)
     except (CheckpointError, ConfigError) as exc:
         st.error(f"This M1+M2 model needs its M1 VAE: {exc}")
         st.stop()

@@ -61,9 +61,16 @@ def load_run(path: Path):
 
 
 @st.cache_resource(show_spinner="Loading the M1 encoder...", max_entries=4)
-def m1_encoder(path: str):
-    """The M1 VAE of an M1+M2 run, whose posterior means are M2's inputs."""
-    return ckpts.load_model(path)[0]
+def _load_m1(path: str, state: str):
+    from vae_core.semisupervised import weights_digest
+    model = ckpts.load_model(path)[0]
+    return model, weights_digest(model)
+
+
+def m1_encoder(path: Path):
+    """The M1 VAE of an M1+M2 run, whose posterior means are M2's inputs, and the digest of its
+    weights; cached until that run saves a newer state (so a replaced M1 is seen)."""
+    return _load_m1(str(path), state_key(path))
 
 
 @st.cache_resource(show_spinner="Loading the test set...", max_entries=4)

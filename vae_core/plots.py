@@ -58,9 +58,11 @@ def training_curves(runs: Iterable[tuple[str, list[dict]]], metric: str = "elbo"
                 x=[r[x_axis] for r in rows], y=[r[key] for r in rows], mode="lines+markers" if len(rows) < 30 else "lines",
                 name=f"{name} ({'validation' if split == 'val' else split})",
                 line=dict(color=colour, dash="solid" if split == "val" else "dash")))
+            if split != splits[-1]:
+                continue
             changes = [b for a, b in zip(rows, rows[1:])  # where a resume changed the step size
                        if "learning_rate" in a and "learning_rate" in b and a["learning_rate"] != b["learning_rate"]]
-            if changes and split == splits[-1]:
+            if changes:
                 fig.add_trace(go.Scatter(
                     x=[r[x_axis] for r in changes], y=[r[key] for r in changes], mode="markers+text",
                     text=[f"lr {r['learning_rate']:g}" for r in changes], textposition="top center", showlegend=False,

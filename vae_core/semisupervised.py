@@ -240,10 +240,9 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def check_m1(model_config: M2Config, m1: nn.Module | str, m1_run: str | Path) -> None:
-    """Refuse an M1 (a model or its `weights_digest`) other than the one the M1+M2 model was
-    trained on, when that was recorded."""
-    digest = m1 if isinstance(m1, str) else weights_digest(m1)
+def check_m1(model_config: M2Config, digest: str, m1_run: str | Path) -> None:
+    """Refuse an M1 (by its `weights_digest`) other than the one the M1+M2 model was trained on,
+    when that was recorded."""
     if model_config.m1_digest and digest != model_config.m1_digest:
         raise ConfigError(f"m1_run: the VAE in {m1_run} is not the M1 this model was trained on (its "
                           "weights differ); put that M1 back there, or train the M1+M2 model again")
