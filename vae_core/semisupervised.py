@@ -153,10 +153,11 @@ class M2Task:
     monitor = "accuracy"
 
     def __init__(self, data: Dataset, model_config: M2Config, config: M2TrainConfig,
-                 train_std: torch.Tensor | None = None):
+                 train_std: torch.Tensor | None = None, digits: Dataset | None = None):
         self.config = config
         self.model_config = model_config
         self.data = data
+        self.digits = digits if digits is not None else data  # evaluation digits as they are, not binarised
         self.num_train = len(data.train)
         self.labelled_index = balanced_labelled_subset(data.train.labels, config.num_labels, config.label_seed,
                                                        model_config.num_classes).to(data.train.images.device)
@@ -203,23 +204,33 @@ class M2Task:
 
     def evaluate(self, model: M2, split: str) -> dict[str, float]:
         part: Split = getattr(self.data, split)
-        return evaluate_split(model, part, torch.Generator(device=part.images.device).manual_seed(EVAL_SEED))
+        generator = torch.Generator(device=part.images.device).manual_seed(EVAL_SEED)
+        return evaluate_split(model, part, generator, getattr(self.digits, split).images)
 
 
 @torch.no_grad()
-def evaluate_split(model: M2, split: Split, generator: torch.Generator) -> dict[str, float]:
+def evaluate_split(model: M2, split: Split, generator: torch.Generator,
+                   digits: torch.Tensor | None = None) -> dict[str, float]:
     """The marginal bound U(x) in nats, the classifier's accuracy and error, and the
     generative accuracy: how often the model itself prefers the true class, argmax_y L(x, y).
 
     The unlabelled term pulls q(y|x) towards softmax_y L(x, y), so when the generative accuracy
     is below the classifier's, unlabelled data make the classifier worse: the style z, not y,
-    carries the class."""
+    carries the class.
+
+    `digits`, when given, are the split's images as they are (grey), `split` holding their
+    binarised sample: the bound needs binary pixels, while both accuracies are scored on the
+    digits themselves, as the app classifies them. For a Bernoulli p(x|y,z), log p(x|y,z) is
+    linear in x, so L(x, y) of a grey digit is the mean of L over its binarisations (for the
+    encoder's input held at the grey digit)."""
     correct, generative, bound = 0, 0, 0.0
     for i in range(0, len(split), EVAL_BATCH):
         x = split.images[i:i + EVAL_BATCH].reshape(-1, model.config.input_dim)
         labels = split.labels[i:i + EVAL_BATCH]
         out = model.unlabelled_bound(x, generator)
         bound += out.bound.sum().item()
+        if digits is not None:
+            out = model.unlabelled_bound(digits[i:i + EVAL_BATCH].reshape(-1, model.config.input_dim), generator)
         correct += (out.logits.argmax(-1) == labels).sum().item()
         generative += (out.class_bounds.argmax(-1) == labels).sum().item()
     n = len(split)
@@ -306,9 +317,12 @@ def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: 
     """The task for a model config (of the run in `run_dir`, if it exists already). For a new
     M1+M2 run (input_features 0) this also chooses M2's inputs among M1's latent units; the
     task's `model_config` then records them."""
-    data = load_dataset(config.dataset, data_root)
+    raw = load_dataset(config.dataset, data_root)
     binarization = config.binarization if not config.m1_run else "none"
-    data = prepare(data, binarization, config.seed).to(device)
+    data = prepare(raw, binarization, config.seed).to(device)
+    digits = None  # the evaluation digits as they are, when `data` holds binarised ones
+    if binarization != "none":
+        digits = replace(data, validation=raw.validation.to(device), test=raw.test.to(device))
     train_std = None
     if config.m1_run:
         m1_run = find_m1_run(config.m1_run, run_dir)
@@ -329,7 +343,7 @@ def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: 
     elif model_config.input_features or tuple(model_config.image_shape) != tuple(data.image_shape):
         raise ConfigError(f"image size: the model expects {model_config.image_shape} but {data.name} "
                           f"images are {data.image_shape}")
-    return M2Task(data, model_config, config, train_std)
+    return M2Task(data, model_config, config, train_std, digits)
 
 
 def train_m2(model_config: M2Config, config: M2TrainConfig, run_dir=None, data_root=None,
