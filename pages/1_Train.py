@@ -26,7 +26,7 @@ jobs = job_manager()
 KINDS = {"vae": "VAE (AEVB)", "m2": "semi-supervised M2 or M1+M2"}
 # The form shows the fields a user chooses; the image size follows the dataset.
 MODEL_FIELDS = {"vae": ("architecture", "latent_dim", "hidden_dim", "hidden_layers", "activation", "likelihood"),
-                "m2": ("latent_dim", "hidden_dim", "activation")}
+                "m2": ("latent_dim", "hidden_dim", "classifier_layers", "activation")}
 TRAIN_FIELDS = {
     "vae": ("dataset", "binarization", "estimator", "objective", "num_samples", "beta", "warmup_epochs",
             "epochs", "batch_size", "learning_rate", "optimizer", "patience", "device", "seed",

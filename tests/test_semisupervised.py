@@ -88,6 +88,19 @@ def test_tiny_training_beats_chance_and_checkpoints(tmp_path):
         assert torch.equal(value, model.state_dict()[key])
 
 
+
+def test_a_deeper_classifier_trains_and_is_rebuilt_from_its_checkpoint(tmp_path):
+    model_config = replace(TINY, classifier_layers=2)
+    config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=1, device="cpu")
+    trainer = train_m2(model_config, config, tmp_path / "m2")
+    hidden = [m for m in trainer.model.classifier if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in hidden] == [(784, 64), (64, 64), (64, 10)]
+    assert len([m for m in trainer.model.encoder if isinstance(m, torch.nn.Linear)]) == 2  # still one hidden layer
+    model, ckpt = ckpts.load_model(tmp_path / "m2")
+    assert ckpt.model_config.classifier_layers == 2
+    images = synthetic_dataset().test.images[:5]
+    torch.testing.assert_close(classify(model, images), classify(trainer.model.eval(), images))
+
 def test_resume_after_a_stop_reproduces_the_uninterrupted_curve(tmp_path):
     config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=3, batch_size=64, device="cpu", patience=0)
     straight = train_m2(TINY, config, tmp_path / "straight")

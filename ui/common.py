@@ -121,7 +121,8 @@ def _describe(ckpt: ckpts.Checkpoint) -> str:
     m, t, s = ckpt.model_config, ckpt.train_config, ckpt.summary
     if ckpt.kind == "m2":
         inputs = f"M1 features ({m.input_features})" if m.input_features else "pixels"
-        lines = [f"**M2** on {inputs}, hidden {m.hidden_dim}, style z {m.latent_dim}-D, {m.activation}",
+        deeper = f", classifier {m.classifier_layers} layers" if m.classifier_layers > 1 else ""
+        lines = [f"**M2** on {inputs}, hidden {m.hidden_dim}{deeper}, style z {m.latent_dim}-D, {m.activation}",
                  f"{t.dataset}, {t.num_labels} labels, {t.optimizer} lr {t.learning_rate:g}",
                  f"{len(ckpt.epochs)} epochs, status: {s.get('status', '?')}"]
         if "test_error" in s:

@@ -117,6 +117,8 @@ class M2Config:
     num_classes: int = config_field(10, "number of classes y", low=2, high=1000)
     latent_dim: int = config_field(50, "size of the style z (paper: 50)", low=1, high=1024)
     hidden_dim: int = config_field(500, "hidden units of each network (paper: 500)", low=1, high=8192)
+    classifier_layers: int = config_field(1, "hidden layers of the classifier q(y|x) (paper: 1); the "
+                                          "encoder and the decoder keep one", low=1, high=8)
     activation: str = config_field("softplus", "hidden non-linearity (paper: softplus)",
                              choices=("softplus", "tanh", "relu"))
     likelihood: str = config_field("bernoulli", "p(x|y,z): bernoulli for binary images, gaussian for "
