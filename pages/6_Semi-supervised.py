@@ -9,7 +9,8 @@ from ui.upload import digit_upload
 from vae_core.checkpoints import CheckpointError
 from vae_core.config import ConfigError
 from vae_core.plots import bars
-from vae_core.semisupervised import analogies, check_m1, classify, find_m1_run, generate
+from vae_core.semisupervised import (analogies, check_m1, classify, find_m1_run, generate,
+                                     generative_posterior)
 
 st.set_page_config(page_title="Semi-supervised · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
 
@@ -50,11 +51,18 @@ def pick_digit(key: str):
 with tab_classify:
     image, source = pick_digit("classify")
     probs = classify(model, torch.as_tensor(image)[None], m1)[0].numpy()
-    left, right = st.columns([1, 3])
+    explained = generative_posterior(model, torch.as_tensor(image)[None], m1)[0].numpy()
+    classes = [str(k) for k in range(len(probs))]
+    left, middle, right = st.columns([2, 3, 3])
     left.image(png(image, scale=6), caption=source)
-    right.plotly_chart(bars(probs, [str(k) for k in range(len(probs))],
-                            f"q(y|x): most likely {probs.argmax()} ({probs.max():.1%})"),
+    middle.plotly_chart(bars(probs, classes, f"classifier q(y|x): {probs.argmax()} ({probs.max():.1%})"),
+                        config={"displayModeBar": False})
+    right.plotly_chart(bars(explained, classes, f"generative p(y|x): {explained.argmax()} ({explained.max():.1%})"),
                        config={"displayModeBar": False})
+    st.caption("Left chart: the classifier network's answer. Right chart: the generative model's own "
+               "answer, how well each class y explains this digit, p(x|y) (importance-sampled with "
+               "16 draws of the style from q(z|x, y)), normalised over the classes. On unlabelled "
+               "digits training pulls the classifier towards the generative model's answer.")
     if "test_error" in ckpt.summary:
         st.caption(f"This model's error on the 10,000 test digits: {100 * ckpt.summary['test_error']:.2f}% "
                    f"with {ckpt.train_config.num_labels} labels.")

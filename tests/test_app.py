@@ -376,12 +376,16 @@ def tiny_m2_run():
 
 
 def open_semi_supervised_page(run: str):
-    """The Semi-supervised page with `run` picked: no error, and q(y|x) of ten classes summing to 1."""
+    """The Semi-supervised page with `run` picked: no error, and the classifier's q(y|x) and the
+    generative model's p(y|x), each over ten classes and summing to 1."""
     at = open_page("pages/6_Semi-supervised.py")
     at.sidebar.selectbox[0].select(run).run()
     assert not at.exception and not errors(at)
-    bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
-    assert sum(plotly_values(bars["y"])) == pytest.approx(1.0, abs=1e-4) and len(plotly_values(bars["y"])) == 10
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")[:2]]
+    assert [c["layout"]["title"]["text"].split(":")[0] for c in charts] == ["classifier q(y|x)", "generative p(y|x)"]
+    for chart in charts:
+        values = plotly_values(chart["data"][0]["y"])
+        assert sum(values) == pytest.approx(1.0, abs=1e-4) and len(values) == 10
     return at
 
 

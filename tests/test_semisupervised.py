@@ -43,10 +43,11 @@ def test_unlabelled_bound_is_the_enumerated_expectation_by_hand():
     torch.testing.assert_close(u, expected)
 
 
-def test_generative_accuracy_is_how_often_the_true_class_explains_x_best():
+def _halves_model():
+    """A 4x4 M2 whose decoder draws class 0 as the top half of the image and class 1 as the
+    bottom half, and images of both (top, bottom, top, bottom)."""
     torch.manual_seed(0)
     model = build_m2(M2Config(image_height=4, image_width=4, num_classes=2, latent_dim=1, hidden_dim=8))
-    # A decoder that draws class 0 as the top half of the image and class 1 as the bottom half.
     model.decoder = torch.nn.Linear(1 + 2, 16)
     with torch.no_grad():
         model.decoder.weight.zero_()
@@ -54,12 +55,31 @@ def test_generative_accuracy_is_how_often_the_true_class_explains_x_best():
         model.decoder.weight[:8, 1] = model.decoder.weight[8:, 2] = 10.0
         model.decoder.weight[8:, 1] = model.decoder.weight[:8, 2] = -10.0
     top = torch.cat([torch.ones(8), torch.zeros(8)])
-    images = torch.stack([top, 1 - top, top, 1 - top]).reshape(4, 1, 4, 4)
+    return model, torch.stack([top, 1 - top, top, 1 - top]).reshape(4, 1, 4, 4)
+
+
+def test_generative_accuracy_is_how_often_the_true_class_explains_x_best():
+    model, images = _halves_model()
     labels = torch.tensor([0, 1, 0, 1])
     g = torch.Generator().manual_seed(0)
     assert evaluate_split(model, Split(images, labels), g)["generative_accuracy"] == 1.0
     assert evaluate_split(model, Split(images, 1 - labels), g)["generative_accuracy"] == 0.0
 
+
+
+def test_the_generative_posterior_prefers_the_class_whose_drawing_matches():
+    from vae_core.semisupervised import generative_posterior
+    model, images = _halves_model()
+    posterior = generative_posterior(model, images, samples=8)
+    torch.testing.assert_close(posterior.sum(-1), torch.ones(4))
+    assert (posterior[[0, 2], 0] > 0.99).all() and (posterior[[1, 3], 1] > 0.99).all()
+    # the importance-sampled log p(x|y) of one class, by hand
+    g = torch.Generator().manual_seed(0)
+    x = images.reshape(4, -1)
+    bounds = torch.stack([model.class_bounds(x, g) for _ in range(8)])
+    log_px_y = bounds.logsumexp(0) - math.log(8)
+    torch.testing.assert_close(posterior, (log_px_y - log_px_y.logsumexp(-1, keepdim=True)).exp())
+    torch.testing.assert_close(generative_posterior(model, images, samples=8), posterior)  # reproducible
 
 def test_labelled_subsets_are_balanced_and_reproducible():
     labels = synthetic_dataset(num_train=2000).train.labels

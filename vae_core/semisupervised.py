@@ -384,6 +384,19 @@ def classify(model: M2, images: torch.Tensor, m1: torch.nn.Module | None = None)
 
 
 @torch.no_grad()
+def generative_posterior(model: M2, images: torch.Tensor, m1: torch.nn.Module | None = None,
+                         samples: int = 16, seed: int = 0) -> torch.Tensor:
+    """The generative model's own p(y|x) for images: log p(x|y) for each class, estimated by
+    importance sampling with `samples` draws from q(z|x,y), normalised over the classes (p(y)
+    is uniform): (B, K). How well each class explains the digit; on unlabelled digits the
+    objective pulls q(y|x) towards softmax_y L(x, y), its one-sample cousin."""
+    x = _inputs(model, images, m1)
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    bounds = torch.stack([model.class_bounds(x, g) for _ in range(samples)])  # (S, B, K)
+    return (bounds.logsumexp(0) - math.log(samples)).softmax(-1)
+
+
+@torch.no_grad()
 def generate(model: M2, labels: torch.Tensor, z: torch.Tensor, m1: torch.nn.Module | None = None) -> torch.Tensor:
     """Mean images of p(x|y,z) for classes (B,) and styles (B, Z): (B, C, H, W) in [0, 1]. For
     M1+M2, y and z give the mean of M1's latent code (the units M2 does not model at their prior
