@@ -48,7 +48,8 @@ class M2(nn.Module):
         d, h, k, z = config.input_dim, config.hidden_dim, config.num_classes, config.latent_dim
         out = d if config.likelihood == "bernoulli" else 2 * d
         act = config.activation
-        hidden = [layer for i in range(config.classifier_layers) for layer in (nn.Linear(h if i else d, h), _activation(act))]
+        hidden = [layer for i in range(config.classifier_layers)
+                  for layer in (nn.Linear(h if i else d, h), _activation(act))]
         self.classifier = nn.Sequential(*hidden, nn.Linear(h, k))
         self.encoder = nn.Sequential(nn.Linear(d + k, h), _activation(act), nn.Linear(h, 2 * z))
         self.decoder = nn.Sequential(nn.Linear(z + k, h), _activation(act), nn.Linear(h, out))
