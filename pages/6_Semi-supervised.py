@@ -50,8 +50,9 @@ def pick_digit(key: str):
 
 with tab_classify:
     image, source = pick_digit("classify")
-    probs = classify(model, torch.as_tensor(image)[None], m1)[0].numpy()
-    explained = generative_posterior(model, torch.as_tensor(image)[None], m1)[0].numpy()
+    batch = torch.as_tensor(image)[None]
+    probs = classify(model, batch, m1)[0].numpy()
+    explained = generative_posterior(model, batch, m1)[0].numpy()
     classes = [str(k) for k in range(len(probs))]
     left, middle, right = st.columns([2, 3, 3])
     left.image(png(image, scale=6), caption=source)

@@ -66,7 +66,6 @@ def test_generative_accuracy_is_how_often_the_true_class_explains_x_best():
     assert evaluate_split(model, Split(images, 1 - labels), g)["generative_accuracy"] == 0.0
 
 
-
 def test_the_generative_posterior_prefers_the_class_whose_drawing_matches():
     from vae_core.semisupervised import generative_posterior
     model, images = _halves_model()
@@ -80,6 +79,7 @@ def test_the_generative_posterior_prefers_the_class_whose_drawing_matches():
     log_px_y = bounds.logsumexp(0) - math.log(8)
     torch.testing.assert_close(posterior, (log_px_y - log_px_y.logsumexp(-1, keepdim=True)).exp())
     torch.testing.assert_close(generative_posterior(model, images, samples=8), posterior)  # reproducible
+
 
 def test_labelled_subsets_are_balanced_and_reproducible():
     labels = synthetic_dataset(num_train=2000).train.labels
@@ -108,7 +108,6 @@ def test_tiny_training_beats_chance_and_checkpoints(tmp_path):
         assert torch.equal(value, model.state_dict()[key])
 
 
-
 def test_a_deeper_classifier_trains_and_is_rebuilt_from_its_checkpoint(tmp_path):
     model_config = replace(TINY, classifier_layers=2)
     config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=1, device="cpu")
@@ -120,6 +119,7 @@ def test_a_deeper_classifier_trains_and_is_rebuilt_from_its_checkpoint(tmp_path)
     assert ckpt.model_config.classifier_layers == 2
     images = synthetic_dataset().test.images[:5]
     torch.testing.assert_close(classify(model, images), classify(trainer.model.eval(), images))
+
 
 def test_resume_after_a_stop_reproduces_the_uninterrupted_curve(tmp_path):
     config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=3, batch_size=64, device="cpu", patience=0)
@@ -330,4 +330,3 @@ def test_the_classifier_is_scored_on_the_digits_as_they_are_and_the_bound_on_the
     on_binary = evaluate_split(model, binary, g)
     assert on_binary["accuracy"] < 0.5
     assert scores["elbo"] == pytest.approx(on_binary["elbo"])  # the bound of the binarised digits
-

@@ -159,7 +159,7 @@ class M2Task:
         self.config = config
         self.model_config = model_config
         self.data = data
-        self.digits = digits if digits is not None else data  # evaluation digits as they are, not binarised
+        self.digits = digits  # the evaluation digits as they are, when `data` holds binarised ones
         self.num_train = len(data.train)
         self.labelled_index = balanced_labelled_subset(data.train.labels, config.num_labels, config.label_seed,
                                                        model_config.num_classes).to(data.train.images.device)
@@ -207,7 +207,8 @@ class M2Task:
     def evaluate(self, model: M2, split: str) -> dict[str, float]:
         part: Split = getattr(self.data, split)
         generator = torch.Generator(device=part.images.device).manual_seed(EVAL_SEED)
-        return evaluate_split(model, part, generator, getattr(self.digits, split).images)
+        digits = getattr(self.digits, split).images if self.digits is not None else None
+        return evaluate_split(model, part, generator, digits)
 
 
 @torch.no_grad()
