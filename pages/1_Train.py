@@ -32,7 +32,7 @@ TRAIN_FIELDS = {
             "epochs", "batch_size", "learning_rate", "optimizer", "patience", "device", "seed",
             "num_threads", "max_train_examples", "compile"),
     "m2": ("dataset", "binarization", "num_labels", "label_seed", "alpha_scale", "labelled_repeats",
-           "labelled_batch_size", "m1_features", "m1_units", "epochs", "batch_size", "learning_rate",
+           "labelled_batch_size", "beta", "m1_features", "m1_units", "epochs", "batch_size", "learning_rate",
            "optimizer", "patience", "device", "seed", "num_threads")}
 CONFIGS = {"vae": (cfg.ModelConfig, cfg.TrainConfig), "m2": (cfg.M2Config, cfg.M2TrainConfig)}
 # Quick, and leaving a core to the app. A 10-D style z did far better than the paper's 50 for M1+M2.

@@ -20,11 +20,12 @@ from vae_core.training import resume, train_vae
 TINY = M2Config(latent_dim=8, hidden_dim=64)
 
 
-def test_unlabelled_bound_is_the_enumerated_expectation_by_hand():
+@pytest.mark.parametrize("beta", [1.0, 2.5])
+def test_unlabelled_bound_is_the_enumerated_expectation_by_hand(beta):
     torch.manual_seed(0)
     model = build_m2(M2Config(image_height=4, image_width=4, num_classes=3, latent_dim=2, hidden_dim=8))
     x = torch.bernoulli(torch.full((5, 16), 0.4))
-    u, logits, bounds = model.unlabelled_bound(x, torch.Generator().manual_seed(7))
+    u, logits, bounds = model.unlabelled_bound(x, torch.Generator().manual_seed(7), beta=beta)
     # By hand: the same noise, class by class, in the order the enumeration draws it.
     g = torch.Generator().manual_seed(7)
     eps = torch.randn((3, 5, 2), generator=g)
@@ -37,8 +38,8 @@ def test_unlabelled_bound_is_the_enumerated_expectation_by_hand():
         logits_x, _ = model.decode(z, y)
         log_px = (x * logits_x - F.softplus(logits_x)).sum(-1)
         kl = 0.5 * (posterior.mu ** 2 + posterior.logvar.exp() - 1 - posterior.logvar).sum(-1)
-        torch.testing.assert_close(bounds[:, c], log_px - math.log(3) - kl)
-        expected += q[:, c] * (log_px - math.log(3) - kl)
+        torch.testing.assert_close(bounds[:, c], log_px - math.log(3) - beta * kl)
+        expected += q[:, c] * (log_px - math.log(3) - beta * kl)
     expected += -(q * q.log()).sum(-1)
     torch.testing.assert_close(u, expected)
 
@@ -291,6 +292,34 @@ def test_labelled_terms_weigh_as_in_the_papers_objective():
     torch.testing.assert_close(losses[1.0], -u + 100 / n * (alpha * ce - lab))
     # 0: a step's labelled batch weighs as much as its unlabelled batch
     torch.testing.assert_close(losses[0.0], -u + alpha * ce - lab)
+
+
+def test_the_trainers_kl_weight_reaches_both_terms_of_the_loss():
+    from vae_core.semisupervised import make_task
+    from vae_core.training import Trainer
+    model = build_m2(TINY)
+    config = M2TrainConfig(dataset="synthetic", num_labels=100, labelled_repeats=0.0, beta=3.0, device="cpu")
+    task = make_task(TINY, config, None, torch.device("cpu"))
+    assert Trainer(model, TINY, config, task).beta() == 3.0
+    batch = task.train_batch(torch.arange(100), torch.Generator().manual_seed(0))
+    y = F.one_hot(batch.labels, 10).float()
+    losses, kls = {}, 0.0
+    for beta in (1.0, 3.0):
+        torch.manual_seed(1)
+        losses[beta] = task.loss(model, batch, beta)[0]
+    with torch.no_grad():  # the KL of q(z|x,y) is analytic: the same whatever the draw of z
+        q = model.classify_logits(batch.unlabelled).softmax(-1)
+        for c in range(10):
+            kls = kls + q[:, c] * _kl(model.encode(batch.unlabelled, F.one_hot(torch.full((100,), c), 10).float()))
+        labelled_kl = _kl(model.encode(batch.labelled, y))
+    # Two more KLs in each term: -U grows by 2 E_q[KL], -L by 2 KL (labelled weight 1 here).
+    # (A difference of two losses of several hundred nats: float rounding allows 1e-3.)
+    torch.testing.assert_close(losses[3.0] - losses[1.0], 2 * kls.mean() + 2 * labelled_kl.mean(),
+                               atol=1e-3, rtol=0)
+
+
+def _kl(posterior):
+    return 0.5 * (posterior.mu ** 2 + posterior.logvar.exp() - 1 - posterior.logvar).sum(-1)
 
 
 def test_an_m1_run_of_another_dataset_is_refused(tmp_path):

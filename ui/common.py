@@ -123,7 +123,8 @@ def _describe(ckpt: ckpts.Checkpoint) -> str:
         inputs = f"M1 features ({m.input_features})" if m.input_features else "pixels"
         deeper = f", classifier {m.classifier_layers} layers" if m.classifier_layers > 1 else ""
         lines = [f"**M2** on {inputs}, hidden {m.hidden_dim}{deeper}, style z {m.latent_dim}-D, {m.activation}",
-                 f"{t.dataset}, {t.num_labels} labels, {t.optimizer} lr {t.learning_rate:g}",
+                 f"{t.dataset}, {t.num_labels} labels, {t.optimizer} lr {t.learning_rate:g}"
+                 + (f", KL weight {t.beta:g}" if t.beta != 1 else ""),
                  f"{len(ckpt.epochs)} epochs, status: {s.get('status', '?')}"]
         if "test_error" in s:
             lines.append(f"test error **{100 * s['test_error']:.2f}%**")

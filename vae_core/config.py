@@ -169,6 +169,9 @@ class M2TrainConfig:
                                  "of the posterior means over the training set > 0.01, as the paper's "
                                  "code), whose draws are not pure noise; all keeps every unit",
                                  choices=("active", "all"))
+    beta: float = same_as(TrainConfig, "beta", help="weight of the KL term of q(z|x,y) in training (1: the "
+                          "paper's bound). Other values make the training figures those of the weighted "
+                          "objective; validation and test always use the bound")
     epochs: int = same_as(TrainConfig, "epochs", default=100, help="maximum passes over the unlabelled training set")
     batch_size: int = same_as(TrainConfig, "batch_size", help="unlabelled examples per step")
     learning_rate: float = same_as(TrainConfig, "learning_rate", default=3e-4,

@@ -92,25 +92,30 @@ class M2(nn.Module):
             return (x * loc - F.softplus(loc)).sum(-1)
         return (-0.5 * ((x - loc).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI)).sum(-1)
 
-    def labelled_bound(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def labelled_bound(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None,
+                       beta: float = 1.0) -> torch.Tensor:
         """L(x, y) = E_q(z|x,y)[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z)) (paper eq. 6),
-        one sample of z; x flat (..., B, D), y one-hot (..., B, K); returns (..., B)."""
+        one sample of z; x flat (..., B, D), y one-hot (..., B, K); returns (..., B). `beta`
+        weighs the KL term (1: the bound; only training uses another weight)."""
         out = self(x, y, generator)
         log_prior_y = -math.log(self.config.num_classes)
-        return self.log_likelihood(x, out.loc, out.logvar) + log_prior_y - gaussian_kl(out.posterior).sum(-1)
+        kl = gaussian_kl(out.posterior).sum(-1)
+        return self.log_likelihood(x, out.loc, out.logvar) + log_prior_y - (kl if beta == 1.0 else beta * kl)
 
-    def class_bounds(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def class_bounds(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                     beta: float = 1.0) -> torch.Tensor:
         """L(x, y) for every class y, one sample of z each: flat x (B, D) -> (B, K)."""
         k = self.config.num_classes
         ys = torch.eye(k, device=x.device)[:, None, :].expand(k, x.shape[0], k)  # (K, B, K)
-        return self.labelled_bound(x, ys, generator).T
+        return self.labelled_bound(x, ys, generator, beta).T
 
-    def unlabelled_bound(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Unlabelled:
+    def unlabelled_bound(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                         beta: float = 1.0) -> Unlabelled:
         """U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)) (paper eq. 7), every class enumerated."""
         x = self.flat(x)
         logits = self.classifier(x)                                       # (B, K)
         q = logits.softmax(-1)
-        bounds = self.class_bounds(x, generator)                          # (B, K)
+        bounds = self.class_bounds(x, generator, beta)                    # (B, K)
         entropy = -(q * logits.log_softmax(-1)).sum(-1)                   # (B,)
         return Unlabelled((q * bounds).sum(-1) + entropy, logits, bounds)
 
@@ -194,9 +199,9 @@ class M2Task:
     def loss(self, model: M2, batch: M2Batch, beta: float):
         """mean(-U) over the unlabelled batch + labelled_weight * (mean(-L) + alpha *
         mean(-log q(y|x))) over the labelled batch, in nats per unlabelled example."""
-        unlabelled = model.unlabelled_bound(batch.unlabelled).bound
+        unlabelled = model.unlabelled_bound(batch.unlabelled, beta=beta).bound
         y = F.one_hot(batch.labels, model.config.num_classes).float()
-        labelled = model.labelled_bound(batch.labelled, y)
+        labelled = model.labelled_bound(batch.labelled, y, beta=beta)
         logits = model.classify_logits(batch.labelled)
         classification = F.cross_entropy(logits, batch.labels)
         loss = -unlabelled.mean() + self.labelled_weight * (self.alpha * classification - labelled.mean())
