@@ -99,8 +99,7 @@ class M2(nn.Module):
         weighs the KL term (1: the bound; only training uses another weight)."""
         out = self(x, y, generator)
         log_prior_y = -math.log(self.config.num_classes)
-        kl = gaussian_kl(out.posterior).sum(-1)
-        return self.log_likelihood(x, out.loc, out.logvar) + log_prior_y - (kl if beta == 1.0 else beta * kl)
+        return self.log_likelihood(x, out.loc, out.logvar) + log_prior_y - beta * gaussian_kl(out.posterior).sum(-1)
 
     def class_bounds(self, x: torch.Tensor, generator: torch.Generator | None = None,
                      beta: float = 1.0) -> torch.Tensor:
