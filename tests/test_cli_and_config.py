@@ -72,6 +72,9 @@ def test_train_help_gives_each_kinds_default_and_m2_shares_the_vae_fields(capsys
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "(default: 50; --kind m2: 100)" in help_text  # --epochs
-    assert "(default: 3; --kind m2: 10)" in help_text    # --patience
-    assert "(default: dynamic)" in help_text and "dynamic; --kind m2" not in help_text
+    # A shared flag whose M2 meaning differs gives both texts, each with its default.
+    assert ("training set (default: 50). With --kind m2: maximum passes over the unlabelled "
+            "training set (default: 100)") in help_text  # --epochs
+    assert ("(default: 1.0). With --kind m2: weight of the KL term of q(z|x,y) in training "
+            "(1: the paper's bound)") in help_text  # --beta
+    assert "(default: dynamic) --" in help_text  # --binarization: the same for both kinds

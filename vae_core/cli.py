@@ -25,14 +25,16 @@ def _flag(name: str) -> str:
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str, when: str = "") -> None:
     """One flag per config field; a field another config already has keeps its first flag, whose
-    help then also gives this config's default (`when`: the flag that selects this config)."""
+    help then also gives this config's own text and default where either differs (`when`: the
+    flag that selects this config)."""
     group = parser.add_argument_group(f"{title} ({when})" if when else title)
     existing = {action.dest: action for action in parser._actions}
     for f in cfg.flag_fields(cls):
         if f.name in existing:
             action = existing[f.name]
-            if not action.help.endswith(f"(default: {f.default})"):  # say where this config differs
-                action.help = f"{action.help[:-1]}; {when}: {f.default})"
+            own = f"{f.metadata['help']} (default: {f.default})"
+            if not action.help.startswith(own):
+                action.help += f". With {when}: {own}"
             continue
         meta, default = f.metadata, f.default
         help_text = f"{meta['help']} (default: {default})"

@@ -176,11 +176,11 @@ class M2TrainConfig:
     batch_size: int = same_as(TrainConfig, "batch_size", help="unlabelled examples per step")
     learning_rate: float = same_as(TrainConfig, "learning_rate", default=3e-4,
                                    help="optimiser step size (paper: 3e-4)")
-    optimizer: str = same_as(TrainConfig, "optimizer", help="adam or adagrad")
+    optimizer: str = same_as(TrainConfig, "optimizer")
     patience: int = same_as(TrainConfig, "patience", default=10, help="stop after this many epochs without a "
                             "better validation accuracy and restore the best weights (0: never)")
     device: str = same_as(TrainConfig, "device")
-    seed: int = same_as(TrainConfig, "seed", help="random seed for initialisation, batches and sampling")
+    seed: int = same_as(TrainConfig, "seed")
     num_threads: int = same_as(TrainConfig, "num_threads")
     compile: bool = same_as(TrainConfig, "compile", help="compile the loss with torch.compile")
 
