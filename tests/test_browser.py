@@ -38,6 +38,9 @@ def test_slider_and_upload_in_a_real_browser(tmp_path):
         page.goto(url + "/Latent_space")
         wait_idle(page)
         page.get_by_text("decoder mean at z = (0.00, 0.00)").wait_for()
+        # Viewer's toolbar (.streamlit/config.toml), even on localhost: no Deploy button.
+        assert page.get_by_test_id("stAppDeployButton").count() == 0
+        assert page.get_by_text("Deploy", exact=True).count() == 0
         page.wait_for_timeout(500)
         page.locator("input[data-axis='0']").focus()
         for _ in range(4):
