@@ -176,7 +176,7 @@ class M2TrainConfig:
     batch_size: int = same_as(TrainConfig, "batch_size", help="unlabelled examples per step")
     learning_rate: float = same_as(TrainConfig, "learning_rate", default=3e-4,
                                    help="optimiser step size (paper: 3e-4)")
-    optimizer: str = same_as(TrainConfig, "optimizer")
+    optimizer: str = same_as(TrainConfig, "optimizer", help="adam or adagrad")
     patience: int = same_as(TrainConfig, "patience", default=10, help="stop after this many epochs without a "
                             "better validation accuracy and restore the best weights (0: never)")
     device: str = same_as(TrainConfig, "device")
