@@ -30,14 +30,13 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str, whe
     group = parser.add_argument_group(f"{title} ({when})" if when else title)
     existing = {action.dest: action for action in parser._actions}
     for f in cfg.flag_fields(cls):
-        if f.name in existing:
-            action = existing[f.name]
-            own = f"{f.metadata['help']} (default: {f.default})"
-            if not action.help.startswith(own):
-                action.help += f". With {when}: {own}"
-            continue
         meta, default = f.metadata, f.default
         help_text = f"{meta['help']} (default: {default})"
+        if f.name in existing:
+            action = existing[f.name]
+            if not action.help.startswith(help_text):
+                action.help += f". With {when}: {help_text}"
+            continue
         if isinstance(default, bool):
             group.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)
