@@ -34,6 +34,31 @@ def test_gradients_and_terms_match_autograd(activation):
         torch.testing.assert_close(p.grad, expected[name], msg=name)
 
 
+def test_a_reused_step_matches_autograd_on_every_call():
+    """The buffers kept between calls (one set per batch size) and the `.grad` tensors written
+    in place must give each call its own numbers: nothing left over from the call before."""
+    config = ModelConfig(latent_dim=2, hidden_dim=8, activation="tanh", image_height=4, image_width=4)
+    torch.manual_seed(0)
+    model = build_model(config)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    step = gradients.ElboGradients(model)
+    for call, n in enumerate([6, 6, 3, 6]):
+        x = torch.bernoulli(torch.rand(n, 1, 4, 4))
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(call)
+        reference = elbo(model, x, "B", 1, 1.0)
+        reference.loss.backward()
+        expected = {name: p.grad.clone() for name, p in model.named_parameters()}
+        if call == 0:  # a transposed (non-contiguous) gradient is replaced, not written through
+            model.encoder[1].weight.grad = torch.ones(16, 8).t()
+        torch.manual_seed(call)
+        terms = step(x, 1.0)
+        torch.testing.assert_close(terms.elbo, reference.elbo.detach())
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(p.grad, expected[name], msg=f"call {call}: {name}")
+
+
 def test_only_the_covered_configurations_use_hand_derived_gradients():
     mlp = build_model(ModelConfig(latent_dim=2, hidden_dim=8))
     assert gradients.supported(mlp, "B", 1, "elbo")

@@ -119,8 +119,10 @@ class VAETask:
                 model, c.estimator, c.num_samples, c.objective):
             return None
 
+        step = gradients.ElboGradients(model)
+
         def loss_and_gradients(model, batch, beta):
-            terms = gradients.elbo_with_gradients(model, batch, beta)
+            terms = step(batch, beta)
             return terms.loss, {"elbo": terms.elbo, "recon": terms.recon, "kl": terms.kl}
         return loss_and_gradients
 
