@@ -28,7 +28,7 @@ from .objectives import ElboTerms
 
 
 def supported(model: VAE, estimator: str, num_samples: int, objective: str) -> bool:
-    """True when `elbo_with_gradients` computes this configuration's training gradients."""
+    """True when `ElboGradients` computes this configuration's training gradients."""
     return (isinstance(model, MLPVAE) and model.config.likelihood == "bernoulli"
             and model.config.hidden_layers == 1
             and model.config.activation in _BACKWARD
@@ -133,8 +133,3 @@ def _grad_buffer(param: torch.Tensor) -> torch.Tensor:
         grad = param.grad = torch.empty_like(param, memory_format=torch.contiguous_format)
     return grad
 
-
-def elbo_with_gradients(model: MLPVAE, x: torch.Tensor, beta: float = 1.0) -> ElboTerms:
-    """`ElboGradients(model)(x, beta)` for a single call (a training loop keeps one
-    `ElboGradients` so that its buffers are reused)."""
-    return ElboGradients(model)(x, beta)
