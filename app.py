@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from ui.common import available_runs, sidebar_model_picker
-from vae_core.checkpoints import Checkpoint
+from ui.common import available_runs, sidebar_run_picker
+from vae_core.report import RunSummary, run_summary
 
 
 st.set_page_config(page_title="VAE Explorer", page_icon=":material/blur_on:", layout="wide")
-sidebar_model_picker(load=False)  # the home page needs no model, nor torch
+sidebar_run_picker()  # the home page needs no model, nor torch
 
 st.title("VAE Explorer")
 st.markdown(
@@ -56,24 +56,21 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def vae_row(name: str, c: Checkpoint) -> dict:
-    return {"run": name, "latent size": c.model_config.latent_dim, "hidden": c.model_config.hidden_dim,
-            "epochs": len(c.epochs), "status": c.summary.get("status"), "test ELBO": c.summary.get("test_elbo"),
-            "test log p(x)": c.summary.get("test_log_likelihood")}
+def vae_row(s: RunSummary) -> dict:
+    return {"run": s.name, "latent size": s.latent_dim, "hidden": s.hidden_dim, "epochs": s.epochs, "status": s.status,
+            "test ELBO": s.test_elbo, "test log p(x)": s.test_log_likelihood}
 
 
-def m2_row(name: str, c: Checkpoint) -> dict:
-    error = c.summary.get("test_error")
-    return {"run": name, "labels": c.train_config.num_labels,
-            "inputs": "M1 codes" if c.train_config.m1_run else "pixels", "epochs": len(c.epochs),
-            "status": c.summary.get("status"), "test error %": None if error is None else 100 * error}
+def m2_row(s: RunSummary) -> dict:
+    return {"run": s.name, "labels": s.num_labels, "inputs": s.inputs, "epochs": s.epochs, "status": s.status,
+            "test error %": None if s.test_error is None else 100 * s.test_error}
 
 
-vae_rows = [vae_row(run.name, run.checkpoint) for run in available_runs()]
+vae_rows = [vae_row(run_summary(run.record)) for run in available_runs()]
 if vae_rows:
     st.markdown(markdown_table(vae_rows))
 
-m2_rows = [m2_row(run.name, run.checkpoint) for run in available_runs("m2")]
+m2_rows = [m2_row(run_summary(run.record)) for run in available_runs("m2")]
 if m2_rows:
     st.markdown("Semi-supervised models (M2, M1+M2):")
     st.markdown(markdown_table(m2_rows))

@@ -26,10 +26,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vae_core.config import ModelConfig, TrainConfig  # noqa: E402
+from vae_core import trainer as trainer_module  # noqa: E402
 from vae_core.data import Dataset, Split, load_dataset  # noqa: E402
-from vae_core.models import build_model  # noqa: E402
-from vae_core.training import Trainer, VAETask  # noqa: E402
+from vae_core.trainer import Trainer  # noqa: E402
+from vae_core.config import ModelConfig, TrainConfig  # noqa: E402
+from vae_core.vae.model import build_model  # noqa: E402
+from vae_core.vae.task import VAETask  # noqa: E402
 
 HIDDEN, LATENT, BATCH = 400, 20, 128
 
@@ -110,15 +112,16 @@ def reference_epoch_seconds(root: Path, epochs: int) -> list[float]:
     return times
 
 
-def vae_core_epoch_seconds(data: Dataset, epochs: int, compile: bool = False, manual: bool = True) -> list[float]:
+def vae_core_epoch_seconds(data: Dataset, epochs: int, compile: bool = False, backward: str = "fused") -> list[float]:
     """Seconds of each epoch's training steps (validation excluded); when compiling, the
-    first epoch (which includes compilation) is left out. `manual`: the hand-derived gradients
-    that the trainer uses by default for this model; False: autograd."""
+    first epoch (which includes compilation) is left out. `backward`: fused (the hand-derived
+    gradients) or autograd."""
     model_config = ModelConfig(latent_dim=LATENT, hidden_dim=HIDDEN, activation="relu")
     config = TrainConfig(dataset="mnist", binarization="none", batch_size=BATCH, learning_rate=1e-3,
-                         epochs=epochs + compile, patience=0, device="cpu", compile=compile)
+                         epochs=epochs + compile, patience=0, device="cpu", compile=compile,
+                         backward="autograd" if compile else backward)
     torch.manual_seed(0)
-    task = VAETask(data, config, manual_gradients=manual)
+    task = VAETask(data, model_config, config)
     times: list[float] = []
 
     class Timer:
@@ -127,9 +130,8 @@ def vae_core_epoch_seconds(data: Dataset, epochs: int, compile: bool = False, ma
                 self.t0 = time.perf_counter()
             elif event.kind == "step" and event.step == event.steps_per_epoch:
                 times.append(time.perf_counter() - self.t0)
-    import vae_core.training as training
-    training.STEP_EVENT_SECONDS = 1e9  # only the end-of-epoch step event, no per-step overhead
-    Trainer(build_model(model_config), model_config, config, task, callbacks=[Timer()]).fit()
+    trainer_module.STEP_EVENT_SECONDS = 1e9  # only the end-of-epoch step event, no per-step overhead
+    Trainer(build_model(model_config), task, callbacks=[Timer()]).fit()
     return times[compile:]
 
 
@@ -155,17 +157,17 @@ def main() -> None:
     # slows all of them alike; each figure is its best epoch, the peak the best of all rounds.
     data = replace(mnist, train=train)
     loops = {"reference loop (Dataset + ToTensor + DataLoader)": None,
-             "vae_core (default: hand-derived gradients)": True,
-             "vae_core, autograd": False}
+             "vae_core, --backward fused (hand-derived)": "fused",
+             "vae_core, --backward autograd": "autograd"}
     times: dict[str, list[float]] = {name: [] for name in loops}
     peak = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         write_idx_folder(train.images[:, 0].numpy(), train.labels.numpy(), Path(tmp))
         for round_ in range(args.epochs):
             peak = max(peak, matmul_peak_gflops())
-            for name, manual in loops.items():
-                times[name] += (reference_epoch_seconds(Path(tmp), 1) if manual is None
-                                else vae_core_epoch_seconds(data, 1, manual=manual))
+            for name, backward in loops.items():
+                times[name] += (reference_epoch_seconds(Path(tmp), 1) if backward is None
+                                else vae_core_epoch_seconds(data, 1, backward=backward))
             print(f"round {round_ + 1}: " + ", ".join(f"{t[-1]:.2f} s" for t in times.values()), flush=True)
     if not args.skip_compile:
         times["vae_core, autograd + torch.compile"] = vae_core_epoch_seconds(data, args.epochs, compile=True)

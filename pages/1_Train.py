@@ -1,19 +1,17 @@
 """Train: configure a VAE or a semi-supervised M2, train it in the background, watch it live,
 stop and resume it."""
 
-import dataclasses
-import math
-
 import streamlit as st
 
-from ui.common import RUNS, available_runs, job_manager, page_intro, sidebar_model_picker
-from vae_core import config as cfg
-from vae_core.cli import format_seconds
+from ui.common import RUNS, available_runs, job_manager, page_intro, sidebar_run_picker
+from ui.config_form import float_step, section_widgets
+from vae_core.config import CONFIG_CLASSES, ConfigError, from_dict, with_changes
 from vae_core.plots import training_curves
+from vae_core.progress import format_seconds
 
 st.set_page_config(page_title="Train · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
 
-sidebar_model_picker()
+sidebar_run_picker()
 page_intro("Train", (
     "Choose a model and an objective and train it on this server. Each step draws a minibatch, "
     "samples z with the reparameterisation trick, and takes a gradient step on the negative ELBO "
@@ -24,56 +22,15 @@ page_intro("Train", (
 jobs = job_manager()
 
 KINDS = {"vae": "VAE (AEVB)", "m2": "semi-supervised M2 or M1+M2"}
-# The form shows the fields a user chooses; the image size follows the dataset.
-MODEL_FIELDS = {"vae": ("architecture", "latent_dim", "hidden_dim", "hidden_layers", "activation", "likelihood"),
-                "m2": ("latent_dim", "hidden_dim", "classifier_layers", "activation")}
-TRAIN_FIELDS = {
-    "vae": ("dataset", "binarization", "estimator", "objective", "num_samples", "beta", "warmup_epochs",
-            "epochs", "batch_size", "learning_rate", "optimizer", "patience", "device", "seed",
-            "num_threads", "max_train_examples", "compile"),
-    "m2": ("dataset", "binarization", "num_labels", "label_seed", "alpha_scale", "labelled_repeats",
-           "labelled_batch_size", "beta", "m1_features", "m1_units", "epochs", "batch_size", "learning_rate",
-           "optimizer", "patience", "device", "seed", "num_threads")}
-CONFIGS = {"vae": (cfg.ModelConfig, cfg.TrainConfig), "m2": (cfg.M2Config, cfg.M2TrainConfig)}
 # Quick, and leaving a core to the app. A 10-D style z did far better than the paper's 50 for M1+M2.
 FORM_DEFAULTS = {"vae": {"latent_dim": 2, "epochs": 20, "num_threads": 1},
                  "m2": {"latent_dim": 10, "epochs": 30, "num_threads": 1}}
-LABELS = {"latent_dim": "latent size", "hidden_dim": "hidden units", "num_samples": "samples L (k for iwae)",
-          "warmup_epochs": "KL warm-up epochs", "num_threads": "CPU threads", "max_train_examples":
-          "training images (0: all)", "beta": "KL weight beta", "compile": "torch.compile"}
-M2_LABELS = {**LABELS, "latent_dim": "style z size", "num_labels": "labelled digits", "alpha_scale": "alpha scale",
-             "m1_features": "M1 features", "m1_units": "M1 units", "batch_size": "unlabelled batch size"}
-
-
-def float_step(value: float) -> float:
-    """The +/- step of a number box: a tenth of the value's decade below 1 (1e-4 for a learning
-    rate of 1e-3), 0.1 otherwise."""
-    return 10.0 ** (math.floor(math.log10(value)) - 1) if 0 < value < 1 else 0.1
-
-
-def field_widget(field: dataclasses.Field, key: str, kind: str):
-    """A form widget for one config field, from its metadata; bounds are checked on Start."""
-    meta = field.metadata
-    default = FORM_DEFAULTS[kind].get(field.name, field.default)
-    label = (M2_LABELS if kind == "m2" else LABELS).get(field.name, field.name.replace("_", " "))
-    if isinstance(field.default, bool):
-        return st.checkbox(label, value=default, help=meta["help"], key=key)
-    if meta.get("choices"):
-        return st.selectbox(label, meta["choices"], index=meta["choices"].index(default), help=meta["help"], key=key)
-    if isinstance(field.default, int):
-        return st.number_input(label, value=default, step=1, help=meta["help"], key=key)
-    return st.number_input(label, value=float(default), step=float_step(default), format="%g", help=meta["help"],
-                           key=key)
-
-
-def fields(cls, names):
-    by_name = {f.name: f for f in cfg.field_specs(cls)}
-    return [by_name[n] for n in names]
+SECTIONS = [("model", "**Model**"), ("data", "**Data and objective**"), ("objective", None),
+            ("optimiser", "**Optimiser**")]
 
 
 kind = st.radio("What to train", list(KINDS), format_func=KINDS.get, horizontal=True, key="train_kind")
 prefix = "form_" if kind == "vae" else "form_m2_"  # each kind keeps its own form values
-model_cls, train_cls = CONFIGS[kind]
 with st.form(f"train_form_{kind}"):
     name = st.text_input("Run name", value="my-vae" if kind == "vae" else "my-m2", max_chars=64,
                          help="Letters, digits, '.', '_' and '-'; other characters become '-'. "
@@ -90,29 +47,24 @@ with st.form(f"train_form_{kind}"):
                               help="M1+M2 works on the posterior means of a trained VAE; train one first "
                                    "(the paper's M1: latent size 50). The VAE must be of the same dataset.")
         extra["m1_run"] = "" if inputs == "pixels" else str(m1_runs[inputs])
-    st.markdown("**Model**")
-    model_values = {}
-    model_fields = fields(model_cls, MODEL_FIELDS[kind])
-    for column, field in zip(st.columns(len(MODEL_FIELDS["vae"])), model_fields):  # same widths for both kinds
-        with column:
-            model_values[field.name] = field_widget(field, f"{prefix}{field.name}", kind)
-    st.markdown("**Data, objective and optimiser**")
-    train_values = {}
-    columns = st.columns(6)
-    for i, field in enumerate(fields(train_cls, TRAIN_FIELDS[kind])):
-        with columns[i % 6]:
-            train_values[field.name] = field_widget(field, f"{prefix}{field.name}", kind)
+    values = {}
+    for section, title in SECTIONS:
+        if title:
+            st.markdown(title)
+        values |= section_widgets(CONFIG_CLASSES[kind], section, prefix, FORM_DEFAULTS[kind])
+    with st.expander("Advanced settings"):
+        values |= section_widgets(CONFIG_CLASSES[kind], "advanced", prefix, FORM_DEFAULTS[kind])
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
+    model_cls, train_cls = CONFIG_CLASSES[kind]
+    model_names, train_names = set(model_cls.model_fields), set(train_cls.model_fields)
     try:
-        model_config = cfg.from_dict(model_cls, model_values)
-        train_config = cfg.from_dict(train_cls, {**train_values, **extra})
-        job = jobs.start(model_config, train_config, name, kind=kind)
+        model_config = from_dict(model_cls, {k: v for k, v in values.items() if k in model_names})
+        train_config = from_dict(train_cls, {**{k: v for k, v in values.items() if k in train_names}, **extra})
+        job = jobs.start(model_config, train_config, name)
         st.success(f"Started **{name}**: its progress is below.")
-    except cfg.ConfigError as exc:
-        st.error(f"Not started: {exc}.")
-    except RuntimeError as exc:
+    except (ConfigError, RuntimeError) as exc:
         st.error(f"Not started: {exc}.")
 
 
@@ -175,26 +127,22 @@ if not resumable:
                "can be trained for more epochs.")
 else:
     c1, c2, c3, c4 = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
-    run = c1.selectbox("Run", resumable, format_func=lambda r: f"{r.name} ({r.checkpoint.summary.get('status')}, "
-                                                               f"{len(r.checkpoint.epochs)} epochs)")
-    done = len(run.checkpoint.epochs)
-    total = c2.number_input("Total epochs", value=max(run.checkpoint.train_config.epochs, done + 1), step=1)
-    run_lr = run.checkpoint.train_config.learning_rate
-    lr_bounds = fields(cfg.TrainConfig, ["learning_rate"])[0].metadata
+    run = c1.selectbox("Run", resumable, format_func=lambda r: f"{r.name} ({r.record.summary.get('status')}, "
+                                                               f"{len(r.record.epochs)} epochs)")
+    done = len(run.record.epochs)
+    total = c2.number_input("Total epochs", value=max(run.record.train_config.epochs, done + 1), step=1)
+    run_lr = run.record.train_config.learning_rate
     lr = c3.number_input("Learning rate", value=run_lr, step=float_step(run_lr), format="%g",
                          key=f"resume_lr_{run.name}",
                          help="The step size from here on; a smaller one can settle a long run. "
                               "Each epoch's record keeps the one it used.")
     if c4.button("Resume"):
-        if total <= done:
-            st.error(f"Resume needs more than the {done} epochs the run already has.")
-        elif not lr_bounds["low"] <= lr <= lr_bounds["high"]:
-            st.error(f"The learning rate must be between {lr_bounds['low']:g} and {lr_bounds['high']:g}, "
-                     f"not {lr:g}.")
-        else:
-            try:
-                jobs.resume(run.path, int(total), None if lr == run_lr else lr)
-                st.success(f"Resuming **{run.name}** to {total} epochs"
-                           + ("." if lr == run_lr else f" with learning rate {lr:g}."))
-            except RuntimeError as exc:
-                st.error(f"Not resumed: {exc}.")
+        try:
+            with_changes(run.record.train_config, epochs=int(total), learning_rate=lr)
+            if total <= done:
+                raise ConfigError(f"epochs: resume needs more than the {done} epochs the run already has")
+            jobs.resume(run.path, int(total), None if lr == run_lr else lr)
+            st.success(f"Resuming **{run.name}** to {total} epochs"
+                       + ("." if lr == run_lr else f" with learning rate {lr:g}."))
+        except (ConfigError, RuntimeError) as exc:
+            st.error(f"Not resumed: {exc}.")

@@ -4,8 +4,10 @@ import numpy as np
 import streamlit as st
 
 from ui import latent_explorer
-from ui.common import page_intro, png, sidebar_model_picker, state_key, test_encodings
-from vae_core.explore import coordinate_projection, decode, latent_vector, manifold_grid, pca_projection
+from ui.common import page_intro, state_key
+from ui.images import png
+from ui.models import sidebar_model_picker, test_encodings
+from vae_core.vae.explore import coordinate_projection, decode, latent_vector, manifold_grid, pca_projection
 from vae_core.plots import latent_scatter
 
 st.set_page_config(page_title="Latent space · VAE Explorer", page_icon=":material/blur_on:", layout="wide")

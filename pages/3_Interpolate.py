@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-from ui.common import page_intro, png, sidebar_model_picker, strip, test_encodings, test_set_grey
-from ui.upload import digit_upload
-from vae_core.explore import coordinate_projection, crossfade, decode, encode, interpolate, pca_projection
+from ui.common import page_intro
+from ui.digit_input import pick_digit
+from ui.images import png, strip
+from ui.models import sidebar_model_picker, test_encodings, test_set_grey
+from vae_core.vae.explore import coordinate_projection, crossfade, decode, encode, interpolate, pca_projection
 from vae_core.plots import latent_scatter
 
 st.set_page_config(page_title="Interpolate · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
@@ -20,37 +22,19 @@ images, labels = test_set_grey(ckpt)
 mu, _ = test_encodings(path)
 
 
-def pick_digit(side: str, default_index: int):
-    """A digit chosen by test index, by class, or uploaded: (image (H, W), description)."""
-    source = st.radio(f"{side} digit", ["test index", "class", "upload"], horizontal=True, key=f"{side}_source")
-    if source == "test index":
-        index = st.number_input("Test index", 0, len(images) - 1, default_index, key=f"{side}_index")
-        return images[index], f"test #{index} (a {labels[index]})"
-    if source == "class":
-        digit = st.selectbox("Class", range(10), index=int(labels[default_index]), key=f"{side}_class")
-        members = (labels == digit).nonzero()[0]
-        nth = st.number_input(f"Which {digit} (of {len(members)})", 1, len(members), 1, key=f"{side}_nth")
-        index = members[nth - 1]
-        return images[index], f"test #{index} (a {digit})"
-    steps = digit_upload("Upload a digit", key=f"{side}_upload")
-    if steps is None:
-        st.caption("Upload an image to use it here.")
-        return None, None
-    return steps.final, "your upload"
-
-
 left, middle, right = st.columns([2, 2, 3])
 with left:
-    x0, what0 = pick_digit("Start", 0)
+    start = pick_digit("Start", images, labels, 0, label="Start", choose_source=True)
 with middle:
-    x1, what1 = pick_digit("End", 1)
+    end = pick_digit("End", images, labels, 1, label="End", choose_source=True)
 with right:
     n_steps = st.slider("Steps", 3, 20, 10)
     method = st.radio("Path", ["linear", "spherical"], horizontal=True,
                       help="spherical (slerp) keeps the norm of z typical of the prior along the way")
 
-if x0 is None or x1 is None:
+if start is None or end is None:
     st.stop()
+x0, what0, x1, what1 = start.image, start.description, end.image, end.description
 
 codes, _ = encode(model, [x0, x1])
 path_z = interpolate(codes[0], codes[1], n_steps, method)

@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-from ui.common import page_intro, png, sidebar_model_picker, square, test_elbos, test_set_grey, tile
-from ui.upload import digit_upload
-from vae_core.explore import analyse_image, sample_prior, typicality_sentence
+from ui.common import page_intro
+from ui.digit_input import pick_digit
+from ui.images import png, square, tile
+from ui.models import sidebar_model_picker, test_elbos, test_set_grey
+from vae_core.vae.explore import analyse_image, sample_prior, typicality_sentence
 from vae_core.plots import bars
 
 st.set_page_config(page_title="Reconstruct · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
@@ -16,13 +18,9 @@ page_intro("Reconstruct", (
     "The ELBO and the importance-sampled log-likelihood say, in nats, how probable the model finds "
     "the image: a digit unlike the training data gets a much lower score."))
 
-steps = digit_upload("Upload a digit image", key="reconstruct_upload")
-if steps is None:
-    images, labels = test_set_grey(ckpt)
-    index = st.number_input("...or use a test digit", 0, len(images) - 1, 0,
-                            help="Shown while no image is uploaded")
-    image, source = images[index], f"test digit #{index} (a {labels[index]})"
-else:
+digit = pick_digit("reconstruct", *test_set_grey(ckpt))
+image, source, steps = digit.image, digit.description, digit.steps
+if steps is not None:
     st.markdown("**Preparing the image as MNIST was made**")
     shown = [(steps.original, "as uploaded (grey)"),
              (steps.inverted, "inverted" if steps.was_inverted else "ink is already light"),
@@ -33,7 +31,6 @@ else:
         column.image(png(picture, scale=max(1, 140 // len(picture))), caption=caption, width=140)
     for note in steps.notes:
         st.caption(note)
-    image, source = steps.final, "your image"
 
 analysis = analyse_image(model, image, num_importance_samples=1000)
 st.markdown(f"**{source.capitalize()} and its reconstruction**")

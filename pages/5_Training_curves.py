@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from ui.common import available_runs, page_intro, sidebar_model_picker
+from ui.common import available_runs, page_intro, sidebar_run_picker
+from vae_core.report import run_summary
 from vae_core.plots import training_curves
 
 st.set_page_config(page_title="Training curves · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
 
-path, model, ckpt = sidebar_model_picker()
+path, _ = sidebar_run_picker()
 page_intro("Training curves", (
     "The ELBO is the sum of a reconstruction term and minus a KL term; here both are tracked "
     "per epoch on the training data (dashed) and the held-out validation data (solid). "
@@ -19,7 +20,7 @@ chosen = st.multiselect("Runs", list(runs), default=[path.name] + [n for n in ru
                         help="VAEs and semi-supervised M2 runs; an M2 run also has accuracy curves")
 QUANTITIES = {"elbo": "ELBO", "recon": "reconstruction", "kl": "KL", "accuracy": "accuracy",
               "generative_accuracy": "generative accuracy"}
-recorded = {key for n in chosen for row in runs[n].checkpoint.epochs for key in row}
+recorded = {key for n in chosen for row in runs[n].record.epochs for key in row}
 quantities = [q for q in QUANTITIES if f"val_{q}" in recorded or f"train_{q}" in recorded] or ["elbo"]
 c1, c2, c3 = st.columns(3)
 metric = c1.radio("Quantity", quantities, horizontal=True, format_func=QUANTITIES.get)
@@ -31,18 +32,17 @@ if not chosen or not splits:
     st.info("Choose at least one run and one kind of data.")
     st.stop()
 
-st.plotly_chart(training_curves([(n, runs[n].checkpoint.epochs) for n in chosen], metric, x_axis, tuple(splits)),
+st.plotly_chart(training_curves([(n, runs[n].record.epochs) for n in chosen], metric, x_axis, tuple(splits)),
                 config={"displayModeBar": False})
 
 rows = []
 for name in chosen:
-    c = runs[name].checkpoint
-    last = c.epochs[-1] if c.epochs else {}
-    rows.append({"run": name, "latent size": c.model_config.latent_dim, "epochs": len(c.epochs),
-                 "best epoch": c.summary.get("best_epoch"), "validation ELBO (last)": last.get("val_elbo"),
-                 "test ELBO": c.summary.get("test_elbo"), "test log p(x)": c.summary.get("test_log_likelihood"),
-                 "test error (%)": 100 * c.summary["test_error"] if "test_error" in c.summary else None,
-                 "training time (s)": c.summary.get("wall_seconds")})
+    s = run_summary(runs[name].record)
+    rows.append({"run": name, "latent size": s.latent_dim, "epochs": s.epochs, "best epoch": s.best_epoch,
+                 "validation ELBO (last)": s.last_val_elbo, "test ELBO": s.test_elbo,
+                 "test log p(x)": s.test_log_likelihood,
+                 "test error (%)": None if s.test_error is None else 100 * s.test_error,
+                 "training time (s)": s.wall_seconds})
 st.dataframe(rows, hide_index=True, column_config={
     k: st.column_config.NumberColumn(format="%.2f") for k in
     ("validation ELBO (last)", "test ELBO", "test log p(x)", "test error (%)", "training time (s)")})

@@ -2,15 +2,13 @@
 
 import numpy as np
 import streamlit as st
-import torch
 
-from ui.common import m1_encoder, page_intro, png, sidebar_model_picker, strip, test_set_grey, tile
-from ui.upload import digit_upload
-from vae_core.checkpoints import CheckpointError
-from vae_core.config import ConfigError
+from ui.common import page_intro
+from ui.digit_input import pick_digit
+from ui.images import png, strip, tile
+from ui.models import M1_ERRORS, m1_encoder, sidebar_model_picker, test_set_grey
+from vae_core.m2.explore import analogies, classify, generate, generative_posterior, style
 from vae_core.plots import bars
-from vae_core.semisupervised import (analogies, check_m1, classify, find_m1_run, generate,
-                                     generative_posterior)
 
 st.set_page_config(page_title="Semi-supervised · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
 
@@ -22,15 +20,12 @@ page_intro("Semi-supervised M2", (
     "unlabelled data train the classifier too. Fixing the style and changing y redraws the same "
     "handwriting as another digit."))
 
-m1 = None
-if model.config.input_features:  # M1+M2: M2 works on the latent codes of a VAE, M1
-    m1_path = find_m1_run(ckpt.train_config.m1_run, path)
-    try:
-        m1, m1_digest = m1_encoder(m1_path)
-        check_m1(model.config, m1_digest, m1_path)
-    except (CheckpointError, ConfigError) as exc:
-        st.error(f"This M1+M2 model needs its M1 VAE: {exc}")
-        st.stop()
+try:
+    m1, m1_path = m1_encoder(ckpt)  # M1+M2: M2 works on the latent codes of a VAE, M1
+except M1_ERRORS as exc:
+    st.error(f"This M1+M2 model needs its M1 VAE: {exc}")
+    st.stop()
+if m1 is not None:
     st.info(f"**M1+M2**: this M2 was trained on the {m1.config.latent_dim}-D latent codes of a plain "
             f"VAE, M1 (`{m1_path.name}`), not on pixels. M1 learned its codes from the training "
             "images without their labels, which makes the labelled few go further (the paper's "
@@ -40,19 +35,11 @@ images, labels = test_set_grey(ckpt)
 tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "Analogies"])
 
 
-def pick_digit(key: str):
-    steps = digit_upload("Upload a digit image", key=f"{key}_upload")
-    if steps is not None:
-        return steps.final, "your image"
-    index = st.number_input("...or use a test digit", 0, len(images) - 1, 0, key=f"{key}_index")
-    return images[index], f"test digit #{index} (a {labels[index]})"
-
-
 with tab_classify:
-    image, source = pick_digit("classify")
-    batch = torch.as_tensor(image)[None]
-    probs = classify(model, batch, m1)[0].numpy()
-    explained = generative_posterior(model, batch, m1)[0].numpy()
+    digit = pick_digit("classify", images, labels)
+    image, source = digit.image, digit.description
+    probs = classify(model, image[None], m1)[0]
+    explained = generative_posterior(model, image[None], m1)[0]
     classes = [str(k) for k in range(len(probs))]
     left, middle, right = st.columns([2, 3, 3])
     left.image(png(image, scale=6), caption=source)
@@ -81,23 +68,22 @@ with tab_generate:
     seed = c2.number_input("Style seed", 0, 10_000, 0)
     dims = c3.multiselect("Dimensions to move", range(model.config.latent_dim), default=[0, 1],
                           max_selections=2, format_func=lambda d: f"z{d + 1}")
-    z = torch.zeros(model.config.latent_dim) if seed == 0 else \
-        torch.randn(model.config.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
+    z = style(model.config.latent_dim, seed)
     for d in dims:
         z[d] = st.slider(f"z{d + 1}", -3.0, 3.0, round(float(z[d]), 1), 0.1, key=f"style_{d}_{seed}")
-    single = generate(model, torch.tensor([digit]), z[None], m1)[0, 0].numpy()
-    every = generate(model, torch.arange(model.config.num_classes), z.expand(model.config.num_classes, -1), m1)
+    classes = np.arange(model.config.num_classes)
+    every = generate(model, classes, np.repeat(z[None], len(classes), axis=0), m1)
     left, right = st.columns([1, 3])
-    left.image(png(single, scale=6), caption=f"a {digit} in this style")
-    right.image(png(strip(every[:, 0].numpy()), scale=3), caption="the same style, every class")
+    left.image(png(every[digit], scale=6), caption=f"a {digit} in this style")
+    right.image(png(strip(every), scale=3), caption="the same style, every class")
 
 with tab_analogies:
     st.markdown("Infer the style of a digit (the posterior mean of q(z|x, y) with y the classifier's "
                 "guess) and draw all ten digits in it, as in the paper's Fig. 1.")
-    image, source = pick_digit("analogies")
-    rows = [image] + [images[i] for i in (10, 20, 30)]
-    grid = analogies(model, torch.as_tensor(np.stack(rows)), m1)  # (4, 10, 1, H, W)
-    table = np.concatenate([np.stack(rows)[:, None], grid[:, :, 0].numpy()], axis=1)  # (4, 11, H, W)
+    digit = pick_digit("analogies", images, labels)
+    image, source = digit.image, digit.description
+    rows = np.stack([image] + [images[i] for i in (10, 20, 30)])
+    table = np.concatenate([rows[:, None], analogies(model, rows, m1)], axis=1)  # (4, 11, H, W)
     st.image(png(tile(table.reshape(-1, *table.shape[2:]), columns=11), scale=3),
              caption=f"left column: {source} and test digits #10, #20, #30; then their styles as 0-9")
     if "test_generative_accuracy" in ckpt.summary and "test_accuracy" in ckpt.summary:

@@ -81,3 +81,9 @@ def wait_idle(page) -> None:
 
 def error_boxes(page) -> int:
     return page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+
+
+def choose_option(page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label` (a combobox with a listbox of options)."""
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()

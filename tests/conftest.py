@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from vae_core.commands import train
 from vae_core.config import ModelConfig, TrainConfig
 
 # Runs trained from the app during tests go to a scratch folder, never into the project.
@@ -40,9 +41,8 @@ def tiny_train_config() -> TrainConfig:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A small VAE trained for a few epochs on the synthetic data, saved as a run folder."""
-    from vae_core.training import train_vae
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    train_vae(ModelConfig(latent_dim=2, hidden_dim=64),
+    train(ModelConfig(latent_dim=2, hidden_dim=64),
               TrainConfig(dataset="synthetic", epochs=8, batch_size=32, seed=0, device="cpu",
                           learning_rate=3e-3), run_dir)
     return run_dir

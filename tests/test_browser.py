@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from browser import ROOT, browser_page, chromium_path, error_boxes, served_app, wait_idle
-from vae_core import explore
-from vae_core.checkpoints import load_model
+from vae_core.vae import explore
+from vae_core.registry import load_model
 
 pytest.importorskip("playwright", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 if chromium_path() is None:

@@ -7,11 +7,14 @@ import pytest
 import torch
 
 from vae_core import checkpoints as ckpts
-from vae_core.checkpoints import CheckpointError, create_run_dir, load_model, read_checkpoint, sanitize_run_name
+from vae_core.checkpoints import read_checkpoint
+from vae_core.commands import resume
+from vae_core.registry import load_model
+from vae_core.store import CheckpointError, create_run_dir, list_runs, sanitize_run_name, state_folder
 
 
 def _state(run):
-    return ckpts.state_folder(run)
+    return state_folder(run)
 
 
 def test_round_trip_is_bit_identical(trained_run, tmp_path):
@@ -120,9 +123,9 @@ def test_list_runs_reports_good_and_broken_runs(trained_run, tmp_path):
     broken = create_run_dir(tmp_path, "broken")
     (broken / "run.json").write_text("garbage")
     (tmp_path / "not-a-run").mkdir()
-    runs = ckpts.list_runs(trained_run.parent, tmp_path, tmp_path / "missing")
+    runs = list_runs(trained_run.parent, tmp_path, tmp_path / "missing")
     by_name = {r.name: r for r in runs}
-    assert by_name["tiny"].checkpoint is not None and by_name["tiny"].error is None
+    assert by_name["tiny"].record is not None and by_name["tiny"].error is None
     assert "not valid JSON" in by_name["broken"].error
     assert "not-a-run" not in by_name
 
@@ -134,6 +137,5 @@ def test_slimming_drops_the_optimizer_but_keeps_the_model(trained_run, tmp_path)
     assert not (_state(run) / "trainer.safetensors").exists()
     after, _ = load_model(run)
     assert all(torch.equal(v, after.state_dict()[k]) for k, v in before.state_dict().items())
-    from vae_core.training import resume
     with pytest.raises(CheckpointError, match="no training state"):
         resume(run, epochs=20)

@@ -136,10 +136,10 @@ def test_binarisation_modes():
 
 
 def test_training_batches_are_binarised_afresh_each_time():
-    from vae_core.config import TrainConfig
-    from vae_core.training import VAETask
+    from vae_core.config import ModelConfig, TrainConfig
+    from vae_core.vae.task import VAETask
     grey = synthetic_dataset()
-    task = VAETask(prepare(grey, "dynamic"), TrainConfig(dataset="synthetic"))
+    task = VAETask(prepare(grey, "dynamic"), ModelConfig(), TrainConfig(dataset="synthetic"))
     g = torch.Generator().manual_seed(0)
     idx = torch.arange(100)
     first, second = task.train_batch(idx, g), task.train_batch(idx, g)

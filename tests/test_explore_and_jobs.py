@@ -5,13 +5,14 @@ import time
 import numpy as np
 import pytest
 
-from vae_core import explore
-from vae_core.checkpoints import load_model, read_checkpoint
+from vae_core.vae import explore
+from vae_core.checkpoints import read_checkpoint
+from vae_core.registry import load_model
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import synthetic_dataset
-from vae_core.jobs import JobManager, config_flags
-from vae_core.cli import build_parser, config_from_args
-from vae_core import config as cfg
+from vae_core.jobs import JobManager, config_json
+from vae_core.cli import build_parser, configs_from_args
+from vae_core.config import M2Config, M2TrainConfig
 
 
 def test_manifold_grid_tiles_decoded_quantiles_in_paper_orientation(trained_run):
@@ -65,12 +66,17 @@ def test_analysing_an_image_scores_digits_above_noise(trained_run):
     assert "typical" in explore.typicality_sentence(float(np.median(reference)) + 1, reference)
 
 
-def test_config_flags_reproduce_the_configs_through_the_cli_parser():
-    model_config = ModelConfig(latent_dim=7, hidden_dim=33, activation="relu")
-    train_config = TrainConfig(learning_rate=3.5e-4, beta=0.25, compile=True, dataset="synthetic")
-    args = build_parser().parse_args(["train", *config_flags(model_config, train_config)])
-    assert config_from_args(cfg.ModelConfig, args) == model_config
-    assert config_from_args(cfg.TrainConfig, args) == train_config
+@pytest.mark.parametrize("configs", [
+    (ModelConfig(latent_dim=7, hidden_dim=33, activation="relu"),
+     TrainConfig(learning_rate=3.5e-4, beta=0.25, compile=True, dataset="synthetic", backward="autograd")),
+    (M2Config(latent_dim=5, classifier_layers=2),
+     M2TrainConfig(num_labels=600, m1_run="runs/m1", labelled_repeats=0.0, alpha_scale=0.3))], ids=["vae", "m2"])
+def test_a_jobs_configs_reach_the_training_process_exactly(configs):
+    model_config, train_config = configs
+    args = build_parser().parse_args(["train", "--config-json", config_json(model_config, train_config)])
+    kind, model_again, train_again = configs_from_args(args)
+    assert (model_again, train_again) == (model_config, train_config)
+    assert kind == ("m2" if isinstance(train_config, M2TrainConfig) else "vae")
 
 
 def test_jobs_run_stop_resume_and_report_failures(tmp_path):

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vae_core.checkpoints import load_model
+from vae_core.registry import load_model
 from vae_core.config import ModelConfig
 from vae_core.data import synthetic_dataset, prepare
-from vae_core.models import Posterior, build_model
-from vae_core.objectives import (elbo, gaussian_kl, importance_sampled_log_likelihood, iwae_bound,
+from vae_core.vae.model import Posterior, build_model
+from vae_core.vae.objective import (elbo, gaussian_kl, importance_sampled_log_likelihood, iwae_bound,
                                  log_likelihood, log_normal, posterior_statistics)
 
 
@@ -28,7 +28,7 @@ def test_log_normal_matches_torch_distributions():
 
 
 def test_bernoulli_log_likelihood_matches_bce():
-    from vae_core.models import Likelihood
+    from vae_core.vae.model import Likelihood
     x = torch.randint(0, 2, (5, 1, 4, 4)).float()
     logits = torch.randn(5, 1, 4, 4) * 5
     expected = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
@@ -36,7 +36,7 @@ def test_bernoulli_log_likelihood_matches_bce():
 
 
 def test_gaussian_log_likelihood_matches_normal():
-    from vae_core.models import Likelihood
+    from vae_core.vae.model import Likelihood
     x, mean, logvar = torch.rand(2, 1, 3, 3), torch.rand(2, 1, 3, 3), torch.randn(2, 1, 3, 3)
     expected = Normal(mean, torch.exp(0.5 * logvar)).log_prob(x).sum((1, 2, 3))
     torch.testing.assert_close(log_likelihood(x, Likelihood(mean, logvar), "gaussian"), expected)

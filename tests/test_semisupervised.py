@@ -2,20 +2,32 @@
 
 import math
 import threading
-from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from vae_core import checkpoints as ckpts
+from vae_core import trainer as trainer_module
 from vae_core.cli import main
-from vae_core.config import ConfigError, ModelConfig, TrainConfig
+from vae_core.commands import evaluate, resume, train
+from vae_core.config import ConfigError, with_changes
 from vae_core.data import Split, synthetic_dataset
-from vae_core.semisupervised import (M2Config, M2TrainConfig, analogies, balanced_labelled_subset,
-                                     build_m2, classify, evaluate_split, generate, train_m2,
-                                     weights_digest)
-from vae_core.training import resume, train_vae
+from vae_core.config import M2Config, M2TrainConfig
+from vae_core.m2.explore import analogies, classify, generate, generative_posterior
+from vae_core.m2.m1 import check_m1, find_m1_run, weights_digest
+from vae_core.m2.model import build_m2
+from vae_core.m2.objective import class_bounds, evaluate_split, labelled_bound, unlabelled_bound
+from vae_core.m2.task import balanced_labelled_subset, make_task
+from vae_core.registry import load_model
+from vae_core.trainer import Trainer
+from vae_core.config import ModelConfig, TrainConfig
+
+
+
+def evaluate_m2_run(run_dir, device):
+    return evaluate(run_dir, device=device, save=False)
 
 TINY = M2Config(latent_dim=8, hidden_dim=64)
 
@@ -30,7 +42,7 @@ def test_unlabelled_bound_is_the_enumerated_expectation_by_hand(beta):
     torch.manual_seed(0)
     model = build_m2(M2Config(image_height=4, image_width=4, num_classes=3, latent_dim=2, hidden_dim=8))
     x = torch.bernoulli(torch.full((5, 16), 0.4))
-    u, logits, bounds = model.unlabelled_bound(x, torch.Generator().manual_seed(7), beta=beta)
+    u, logits, bounds = unlabelled_bound(model, x, torch.Generator().manual_seed(7), beta=beta)
     # By hand: the same noise, class by class, in the order the enumeration draws it.
     g = torch.Generator().manual_seed(7)
     eps = torch.randn((3, 5, 2), generator=g)
@@ -40,7 +52,7 @@ def test_unlabelled_bound_is_the_enumerated_expectation_by_hand(beta):
         y = F.one_hot(torch.full((5,), c), 3).float()
         posterior = model.encode(x, y)
         z = posterior.mu + torch.exp(0.5 * posterior.logvar) * eps[c]
-        logits_x, _ = model.decode(z, y)
+        logits_x = model.decode(z, y).loc
         log_px = (x * logits_x - F.softplus(logits_x)).sum(-1)
         kl = _kl(posterior)
         torch.testing.assert_close(bounds[:, c], log_px - math.log(3) - beta * kl)
@@ -73,18 +85,17 @@ def test_generative_accuracy_is_how_often_the_true_class_explains_x_best():
 
 
 def test_the_generative_posterior_prefers_the_class_whose_drawing_matches():
-    from vae_core.semisupervised import generative_posterior
     model, images = _halves_model()
-    posterior = generative_posterior(model, images, samples=8)
+    posterior = torch.as_tensor(generative_posterior(model, images, samples=8))
     torch.testing.assert_close(posterior.sum(-1), torch.ones(4))
     assert (posterior[[0, 2], 0] > 0.99).all() and (posterior[[1, 3], 1] > 0.99).all()
     # the importance-sampled log p(x|y) of one class, by hand
     g = torch.Generator().manual_seed(0)
     x = images.reshape(4, -1)
-    bounds = torch.stack([model.class_bounds(x, g) for _ in range(8)])
+    bounds = torch.stack([class_bounds(model, x, g) for _ in range(8)])
     log_px_y = bounds.logsumexp(0) - math.log(8)
     torch.testing.assert_close(posterior, (log_px_y - log_px_y.logsumexp(-1, keepdim=True)).exp())
-    torch.testing.assert_close(generative_posterior(model, images, samples=8), posterior)  # reproducible
+    torch.testing.assert_close(torch.as_tensor(generative_posterior(model, images, samples=8)), posterior)  # reproducible
 
 
 def test_labelled_subsets_are_balanced_and_reproducible():
@@ -102,26 +113,29 @@ def test_tiny_training_beats_chance_and_checkpoints(tmp_path):
     # the paper's weighting (the default): 100 labelled digits weigh as 100 of the 512 unlabelled
     config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=10, learning_rate=1e-2, device="cpu",
                            patience=0)
-    trainer = train_m2(TINY, config, tmp_path / "m2")
+    trainer = train(TINY, config, tmp_path / "m2")
     assert trainer.history[-1]["val_accuracy"] > 0.3
     assert trainer.summary["test_accuracy"] > 0.3 and "test_error" in trainer.summary
     # the generative accuracy is on every epoch's curve and in the summary
     assert all(0 <= r["val_generative_accuracy"] <= 1 for r in trainer.history)
     assert 0 <= trainer.summary["test_generative_accuracy"] <= 1
-    model, ckpt = ckpts.load_model(tmp_path / "m2")
+    model, ckpt = load_model(tmp_path / "m2")
     assert ckpt.kind == "m2" and isinstance(ckpt.train_config, M2TrainConfig)
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(value, model.state_dict()[key])
 
 
 def test_a_deeper_classifier_trains_and_is_rebuilt_from_its_checkpoint(tmp_path):
-    model_config = replace(TINY, classifier_layers=2)
+    model_config = with_changes(TINY, classifier_layers=2)
     config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=1, device="cpu")
-    trainer = train_m2(model_config, config, tmp_path / "m2")
-    hidden = [m for m in trainer.model.classifier if isinstance(m, torch.nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in hidden] == [(784, 64), (64, 64), (64, 10)]
-    assert len([m for m in trainer.model.encoder if isinstance(m, torch.nn.Linear)]) == 2  # still one hidden layer
-    model, ckpt = ckpts.load_model(tmp_path / "m2")
+    trainer = train(model_config, config, tmp_path / "m2")
+    # the deeper classifier has one more 64x64 layer; the encoder and decoder keep theirs
+    sizes = {name: p.numel() for name, p in trainer.model.named_parameters()}
+    shallow = {name: p.numel() for name, p in build_m2(TINY).named_parameters()}
+    assert sum(sizes.values()) - sum(shallow.values()) == 64 * 64 + 64
+    assert {k: v for k, v in sizes.items() if not k.startswith("classifier")} == \
+        {k: v for k, v in shallow.items() if not k.startswith("classifier")}
+    model, ckpt = load_model(tmp_path / "m2")
     assert ckpt.model_config.classifier_layers == 2
     images = synthetic_dataset().test.images[:5]
     torch.testing.assert_close(classify(model, images), classify(trainer.model.eval(), images))
@@ -129,15 +143,14 @@ def test_a_deeper_classifier_trains_and_is_rebuilt_from_its_checkpoint(tmp_path)
 
 def test_resume_after_a_stop_reproduces_the_uninterrupted_curve(tmp_path):
     config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=3, batch_size=64, device="cpu", patience=0)
-    straight = train_m2(TINY, config, tmp_path / "straight")
+    straight = train(TINY, config, tmp_path / "straight")
     stop = threading.Event()
-    import vae_core.training as training
-    old, training.STEP_EVENT_SECONDS = training.STEP_EVENT_SECONDS, 0.0
+    old, trainer_module.STEP_EVENT_SECONDS = trainer_module.STEP_EVENT_SECONDS, 0.0
     try:
-        train_m2(TINY, config, tmp_path / "split", callbacks=[lambda e: e.global_step >= 11 and stop.set()],
+        train(TINY, config, tmp_path / "split", callbacks=[lambda e: e.global_step >= 11 and stop.set()],
                  stop_event=stop)
     finally:
-        training.STEP_EVENT_SECONDS = old
+        trainer_module.STEP_EVENT_SECONDS = old
     assert ckpts.read_checkpoint(tmp_path / "split").summary["status"] == "stopped"
     resumed = resume(tmp_path / "split")
     keys = ["train_elbo", "train_classification", "val_accuracy", "val_elbo"]
@@ -145,16 +158,15 @@ def test_resume_after_a_stop_reproduces_the_uninterrupted_curve(tmp_path):
 
 
 def test_m1_plus_m2_trains_on_the_latent_codes_of_a_vae(tmp_path):
-    from vae_core.semisupervised import make_task
-    train_vae(ModelConfig(latent_dim=6, hidden_dim=32),
+    train(ModelConfig(latent_dim=6, hidden_dim=32),
               TrainConfig(dataset="synthetic", epochs=2, device="cpu"), tmp_path / "m1")
     config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=2, device="cpu",
                            m1_run=str(tmp_path / "m1"), m1_units="all")
-    trainer = train_m2(TINY, config, tmp_path / "m1m2")
+    trainer = train(TINY, config, tmp_path / "m1m2")
     assert trainer.model.config.input_features == 6 and trainer.model.config.likelihood == "gaussian"
     assert len(trainer.history) == 2 and "test_accuracy" in trainer.summary
     # M2's inputs are exactly M1's posterior means of the (grey) images
-    m1, _ = ckpts.load_model(tmp_path / "m1")
+    m1, _ = load_model(tmp_path / "m1")
     task = make_task(trainer.model.config, config, None, torch.device("cpu"))
     with torch.no_grad():
         expected = m1.encode(synthetic_dataset().test.images).mu
@@ -167,7 +179,7 @@ def test_m1_plus_m2_trains_on_the_latent_codes_of_a_vae(tmp_path):
     assert not torch.equal(draws[0], draws[1])
     torch.testing.assert_close(draws.mean(0), posterior.mu, atol=0.1, rtol=0)
     torch.testing.assert_close(draws.std(0), torch.exp(0.5 * posterior.logvar), atol=0.1, rtol=0)
-    means = make_task(trainer.model.config, replace(config, m1_features="mean"), None, torch.device("cpu"))
+    means = make_task(trainer.model.config, with_changes(config, m1_features="mean"), None, torch.device("cpu"))
     torch.testing.assert_close(means._x(torch.arange(4), g), posterior.mu)
     with pytest.raises(ValueError, match="M1 features"):
         analogies(trainer.model, torch.zeros(1, 6))
@@ -180,11 +192,15 @@ def test_classify_generate_and_analogies_shapes_and_ranges():
     model = build_m2(TINY)
     images = synthetic_dataset().test.images[:3]
     probs = classify(model, images)
-    assert probs.shape == (3, 10) and torch.allclose(probs.sum(-1), torch.ones(3))
-    out = generate(model, torch.tensor([0, 5]), torch.zeros(2, 8))
-    assert out.shape == (2, 1, 28, 28) and 0 <= out.min() and out.max() <= 1
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(-1), 1.0)
+    out = generate(model, [0, 5], np.zeros((2, 8)))
+    assert out.shape == (2, 28, 28) and 0 <= out.min() and out.max() <= 1
     grid = analogies(model, images)
-    assert grid.shape == (3, 10, 1, 28, 28)
+    assert grid.shape == (3, 10, 28, 28)
+    # each row is that image's style drawn as classes 0-9
+    z = np.asarray(model.encode(images.reshape(3, -1), F.one_hot(torch.as_tensor(probs.argmax(-1)), 10).float())
+                   .mu.detach())
+    np.testing.assert_allclose(grid[1], generate(model, np.arange(10), np.repeat(z[1:2], 10, axis=0)), atol=1e-6)
 
 
 def test_cli_trains_and_evaluates_m2(tmp_path, capsys):
@@ -201,10 +217,10 @@ def test_cli_trains_and_evaluates_m2(tmp_path, capsys):
 
 
 def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
-    train_vae(ModelConfig(latent_dim=6, hidden_dim=32),
+    train(ModelConfig(latent_dim=6, hidden_dim=32),
               TrainConfig(dataset="synthetic", epochs=2, device="cpu"), tmp_path / "m1")
     # Units 1 and 4 inactive (their posterior mean no longer depends on x), the others active.
-    m1, ckpt = ckpts.load_model(tmp_path / "m1")
+    m1, ckpt = load_model(tmp_path / "m1")
     head = m1.encoder[-1]
     with torch.no_grad():
         head.weight[:6] = torch.randn(6, 32, generator=torch.Generator().manual_seed(0))
@@ -213,38 +229,37 @@ def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
     ckpts.save_checkpoint(tmp_path / "m1", kind="vae", model_config=ckpt.model_config,
                           train_config=ckpt.train_config, weights=m1.state_dict(),
                           history={"epochs": ckpt.epochs, "summary": ckpt.summary})
-    m1, _ = ckpts.load_model(tmp_path / "m1")
+    m1, _ = load_model(tmp_path / "m1")
     config = M2TrainConfig(dataset="synthetic", num_labels=100, epochs=1, device="cpu",
                            m1_run=str(tmp_path / "m1"))
-    trainer = train_m2(TINY, config, tmp_path / "m1m2")
+    trainer = train(TINY, config, tmp_path / "m1m2")
     model = trainer.model
     assert model.config.input_units == (0, 2, 3, 5) and model.config.input_features == 4
     assert model.config.m1_digest == weights_digest(m1)  # which M1 it was trained on
     images = synthetic_dataset().test.images[:8]
     with torch.no_grad():
         expected = model.classify_logits(m1.encode(images).mu[:, [0, 2, 3, 5]]).softmax(-1)
-    torch.testing.assert_close(classify(model, images, m1), expected)
+    torch.testing.assert_close(torch.as_tensor(classify(model, images, m1)), expected)
     # the choice is part of the checkpoint's config
-    loaded, _ = ckpts.load_model(tmp_path / "m1m2")
+    loaded, _ = load_model(tmp_path / "m1m2")
     assert loaded.config.input_units == (0, 2, 3, 5)
     assert len(resume(tmp_path / "m1m2", epochs=2).history) == 2
 
     # Generation goes through M1: M2's mean on the kept units, the others at the prior mean 0.
-    model, _ = ckpts.load_model(tmp_path / "m1m2")
+    model, _ = load_model(tmp_path / "m1m2")
     labels, z = torch.tensor([1, 7]), torch.randn(2, TINY.latent_dim)
     with torch.no_grad():
-        loc, _ = model.decode(z, F.one_hot(labels, 10).float())
+        loc = model.decode(z, F.one_hot(labels, 10).float()).loc
         codes = torch.zeros(2, 6)
         codes[:, [0, 2, 3, 5]] = loc
         expected = m1.mean_image(codes)
-    torch.testing.assert_close(generate(model, labels, z, m1), expected)
-    assert analogies(model, images[:3], m1).shape == (3, 10, 1, 28, 28)
+    torch.testing.assert_close(torch.as_tensor(generate(model, labels, z, m1)), expected[:, 0])
+    assert analogies(model, images[:3], m1).shape == (3, 10, 28, 28)
     with pytest.raises(ValueError, match="pass its M1 VAE"):
         generate(model, labels, z)
 
     # Copied elsewhere side by side (as shipped), the pair still works: the recorded M1 path is
     # gone, and the M1 run of that name beside the M2 run is used.
-    from vae_core.semisupervised import check_m1, evaluate_m2_run, find_m1_run
     (tmp_path / "shipped").mkdir()
     (tmp_path / "m1").rename(tmp_path / "shipped" / "m1")
     (tmp_path / "m1m2").rename(tmp_path / "shipped" / "m1m2")
@@ -253,18 +268,18 @@ def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
     assert 0.0 <= evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")["test_accuracy"] <= 1.0
     # Another M1 of the same shape in its place is refused (a model that recorded no digest,
     # as older runs, trusts it).
-    train_vae(ModelConfig(latent_dim=6, hidden_dim=32), TrainConfig(dataset="synthetic", epochs=1, device="cpu",
+    train(ModelConfig(latent_dim=6, hidden_dim=32), TrainConfig(dataset="synthetic", epochs=1, device="cpu",
                                                                     seed=1), tmp_path / "other")
     (tmp_path / "shipped" / "m1").rename(tmp_path / "m1-original")
     (tmp_path / "other").rename(tmp_path / "shipped" / "m1")
     with pytest.raises(ConfigError, match="not the M1 this model was trained on"):
         evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")
-    other, _ = ckpts.load_model(tmp_path / "shipped" / "m1")
-    check_m1(replace(model.config, m1_digest=""), weights_digest(other), "other")
+    other, _ = load_model(tmp_path / "shipped" / "m1")
+    check_m1(with_changes(model.config, m1_digest=""), weights_digest(other), "other")
     (tmp_path / "shipped" / "m1").rename(tmp_path / "other")
     (tmp_path / "m1-original").rename(tmp_path / "shipped" / "m1")
     # An M1 of another latent size in its place is refused, as is no M1 at all.
-    train_vae(ModelConfig(latent_dim=3, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1, device="cpu"),
+    train(ModelConfig(latent_dim=3, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1, device="cpu"),
               tmp_path / "small")
     (tmp_path / "shipped" / "m1").rename(tmp_path / "elsewhere")
     (tmp_path / "small").rename(tmp_path / "shipped" / "m1")
@@ -276,7 +291,6 @@ def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
 
 
 def test_labelled_terms_weigh_as_in_the_papers_objective():
-    from vae_core.semisupervised import make_task
     model = build_m2(TINY)
     losses, batch = {}, None
     for repeats in (0.0, 1.0):
@@ -288,8 +302,8 @@ def test_labelled_terms_weigh_as_in_the_papers_objective():
         losses[repeats] = task.loss(model, batch, 1.0)[0]
     n = task.num_train
     torch.manual_seed(1)
-    u = model.unlabelled_bound(batch.unlabelled).bound.mean()
-    lab = model.labelled_bound(batch.labelled, F.one_hot(batch.labels, 10).float()).mean()
+    u = unlabelled_bound(model, batch.unlabelled).bound.mean()
+    lab = labelled_bound(model, batch.labelled, F.one_hot(batch.labels, 10).float()).mean()
     ce = F.cross_entropy(model.classify_logits(batch.labelled), batch.labels)
     alpha = 0.1 * n / 100  # the paper's alpha = 0.1 N spread over the 100 labelled examples
     # Paper: each labelled example counts once per epoch, as an unlabelled one does: per
@@ -300,12 +314,10 @@ def test_labelled_terms_weigh_as_in_the_papers_objective():
 
 
 def test_the_trainers_kl_weight_reaches_both_terms_of_the_loss():
-    from vae_core.semisupervised import make_task
-    from vae_core.training import Trainer
     model = build_m2(TINY)
     config = M2TrainConfig(dataset="synthetic", num_labels=100, labelled_repeats=0.0, beta=3.0, device="cpu")
     task = make_task(TINY, config, None, torch.device("cpu"))
-    assert Trainer(model, TINY, config, task).beta() == 3.0
+    assert Trainer(model, task).beta() == 3.0
     batch = task.train_batch(torch.arange(100), torch.Generator().manual_seed(0))
     y = F.one_hot(batch.labels, 10).float()
     losses, kls = {}, 0.0
@@ -324,10 +336,10 @@ def test_the_trainers_kl_weight_reaches_both_terms_of_the_loss():
 
 
 def test_an_m1_run_of_another_dataset_is_refused(tmp_path):
-    train_vae(ModelConfig(latent_dim=2, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1, device="cpu"),
+    train(ModelConfig(latent_dim=2, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1, device="cpu"),
               tmp_path / "m1")
     with pytest.raises(ConfigError, match="was trained on synthetic, not on mnist"):
-        train_m2(TINY, M2TrainConfig(dataset="mnist", num_labels=100, epochs=1, device="cpu",
+        train(TINY, M2TrainConfig(dataset="mnist", num_labels=100, epochs=1, device="cpu",
                                      m1_run=str(tmp_path / "m1")), tmp_path / "mixed")
     assert not (tmp_path / "mixed").exists()
 
@@ -346,7 +358,6 @@ class _LookupClassifier(torch.nn.Module):
 
 
 def test_the_classifier_is_scored_on_the_digits_as_they_are_and_the_bound_on_their_binarisation():
-    from vae_core.semisupervised import make_task
     config = M2TrainConfig(dataset="synthetic", num_labels=100, device="cpu")  # dynamic binarisation
     task = make_task(TINY, config, None, torch.device("cpu"))
     digits = synthetic_dataset().test

@@ -17,32 +17,32 @@ const ACTIVATIONS = {
     softplus: (v) => (v > 20 ? v : Math.log1p(Math.exp(v))),
 };
 
-// The decoder of an MLP VAE: z -> act(W1 z + b1) -> W2 h + b2 -> sigmoid (the mean image).
+// The decoder of an MLP VAE of any depth: z -> act(W1 z + b1) -> ... -> act(W(n-1) h + b(n-1))
+// -> Wn h + bn -> sigmoid (the mean image: of the Bernoulli logits, or of the Gaussian mean's half).
 function decode(model, z) {
-    const { D, H, P, W1, b1, W2, b2 } = model;
     const act = ACTIVATIONS[model.activation];
-    const h = new Float32Array(H);
-    for (let j = 0; j < H; j++) {
-        let s = b1[j];
-        for (let k = 0; k < D; k++) s += W1[j * D + k] * z[k];
-        h[j] = act(s);
-    }
-    const pixels = new Float32Array(P);
-    for (let i = 0; i < P; i++) {
-        let s = b2[i];
-        const row = i * H;
-        for (let j = 0; j < H; j++) s += W2[row + j] * h[j];
-        pixels[i] = 1 / (1 + Math.exp(-s));
-    }
-    return pixels;
+    const last = model.layers.length - 1;
+    let x = z;
+    model.layers.forEach(({ W, b, nIn, nOut }, l) => {
+        const y = new Float32Array(nOut);
+        for (let i = 0; i < nOut; i++) {
+            let s = b[i];
+            const row = i * nIn;
+            for (let k = 0; k < nIn; k++) s += W[row + k] * x[k];
+            y[i] = l < last ? act(s) : 1 / (1 + Math.exp(-s));
+        }
+        x = y;
+    });
+    return x;
 }
 
 function loadModel(d) {
-    return {
-        D: d.latent_dim, H: d.hidden_dim, P: d.height * d.width, activation: d.activation,
-        W1: fromBase64(d.w1, Float32Array), b1: fromBase64(d.b1, Float32Array),
-        W2: fromBase64(d.w2, Float32Array), b2: fromBase64(d.b2, Float32Array),
-    };
+    if (!(d.activation in ACTIVATIONS)) throw new Error(`unknown activation ${d.activation}`);
+    const layers = d.layers.map((layer) => ({
+        W: fromBase64(layer.weight, Float32Array), b: fromBase64(layer.bias, Float32Array),
+        nIn: layer.in, nOut: layer.out,
+    }));
+    return { D: d.latent_dim, P: d.height * d.width, activation: d.activation, layers };
 }
 
 function loadPoints(d) {

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from vae_core.explore import Projection
-from vae_core.models import MLPVAE
+from vae_core.vae.explore import Projection, mean_decoder_layers
+from vae_core.vae.model import MLPVAE
 
 _HERE = Path(__file__).resolve().parent
 HTML = """
@@ -56,7 +56,8 @@ _component = st.components.v2.component(
 
 
 def supports(model) -> bool:
-    """The browser decoder covers the paper's MLP with a Bernoulli or Gaussian decoder."""
+    """The browser decoder covers the MLP VAE (any number of hidden layers, any of its
+    activations) with a Bernoulli or Gaussian decoder, on one-channel images."""
     return isinstance(model, MLPVAE) and model.config.image_channels == 1
 
 
@@ -66,16 +67,14 @@ def _b64(array: np.ndarray) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def decoder_payload(_model, model_key: str) -> dict:
-    """The decoder's weights, base64 float32, row-major; for a Gaussian decoder only the mean's
-    half of the output layer (the image shown is the mean)."""
+    """The decoder's Linear layers in order, each {weight, bias, in, out} with the weight
+    base64 float32 (out, in) row-major; the activation runs between them and a sigmoid after
+    the last (Bernoulli logits, or the Gaussian mean as `VAE.decode` makes it). For a Gaussian
+    decoder only the mean's half of the output layer is sent (the image shown is the mean)."""
     c = _model.config
-    first, last = _model.decoder[0], _model.decoder[2]
-    pixels = c.image_height * c.image_width
-    return {"w1": _b64(first.weight.detach().numpy().astype(np.float32)),
-            "b1": _b64(first.bias.detach().numpy().astype(np.float32)),
-            "w2": _b64(last.weight.detach().numpy()[:pixels].astype(np.float32)),
-            "b2": _b64(last.bias.detach().numpy()[:pixels].astype(np.float32)),
-            "latent_dim": c.latent_dim, "hidden_dim": c.hidden_dim, "activation": c.activation,
+    layers = [{"weight": _b64(weight), "bias": _b64(bias), "in": int(weight.shape[1]), "out": int(weight.shape[0])}
+              for weight, bias in mean_decoder_layers(_model)]
+    return {"layers": layers, "latent_dim": c.latent_dim, "activation": c.activation,
             "height": c.image_height, "width": c.image_width, "model_key": model_key}
 
 

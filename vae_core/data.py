@@ -184,6 +184,8 @@ def load_mnist_pickle(path: Path, cache_dir: Path | None = None) -> Dataset:
 
 def download_torchvision(name: str, root: Path) -> Path:
     """Download `name` with torchvision into `root`; return the folder with the IDX files."""
+    # The one import inside a function in vae_core: torchvision takes about 3 s to import and
+    # only a download needs it, so every other use of the data (and every app page) goes without.
     try:
         from torchvision import datasets
     except ImportError as exc:  # pragma: no cover - torchvision is a requirement

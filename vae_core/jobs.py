@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config as cfg
+from .config.base import Config, to_dict
+from .config.kinds import kind_of
 
 FINAL_STATES = ("finished", "early-stopped", "stopped", "failed")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -64,18 +65,10 @@ class Job:
             self.process.send_signal(signal.SIGINT)
 
 
-def config_flags(*configs: Any) -> list[str]:
-    """Command-line flags that reproduce config dataclasses exactly."""
-    argv: list[str] = []
-    for config in configs:
-        for f in cfg.flag_fields(type(config)):
-            name, value = f.name, getattr(config, f.name)
-            flag = "--" + name.replace("_", "-")
-            if isinstance(value, bool):
-                argv.append(flag if value else "--no-" + name.replace("_", "-"))
-            else:
-                argv += [flag, repr(value) if isinstance(value, float) else str(value)]
-    return argv
+def config_json(model_config: Config, train_config: Config) -> str:
+    """The configs as the command line's --config-json takes them, exactly."""
+    return json.dumps({"kind": kind_of(train_config), "model": to_dict(model_config),
+                       "training": to_dict(train_config)})
 
 
 class JobManager:
@@ -103,12 +96,11 @@ class JobManager:
                 return job
         return None
 
-    def start(self, model_config: Any, train_config: Any, name: str, kind: str = "vae") -> Job:
+    def start(self, model_config: Config, train_config: Config, name: str) -> Job:
         """Train a new run named `name` (sanitised, made unique) in the runs folder."""
-        argv = ["train", "--runs-dir", str(self.runs_dir), "--name", name]
-        if kind != "vae":
-            argv += ["--kind", kind]
-        return self._launch(name, argv + config_flags(model_config, train_config))
+        argv = ["train", "--runs-dir", str(self.runs_dir), "--name", name,
+                "--config-json", config_json(model_config, train_config)]
+        return self._launch(name, argv)
 
     def resume(self, run_dir: str | Path, epochs: int | None = None, learning_rate: float | None = None) -> Job:
         """Continue a run to `epochs` in all, with a new step size if `learning_rate` is given."""

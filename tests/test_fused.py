@@ -1,14 +1,19 @@
-"""The hand-derived training gradients against autograd."""
+"""The fused backward (hand-derived gradients) against autograd through the readable ELBO."""
 
 import pytest
 import torch
 
-from vae_core import gradients
-from vae_core.config import ModelConfig, TrainConfig
+from vae_core.commands import train
+from vae_core.config import ConfigError
 from vae_core.data import prepare, synthetic_dataset
-from vae_core.models import build_model
-from vae_core.objectives import elbo
-from vae_core.training import Trainer, VAETask
+from vae_core.report import run_summary
+from vae_core.store import read_record
+from vae_core.trainer import Trainer
+from vae_core.vae import fused
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.vae.model import build_model
+from vae_core.vae.objective import elbo
+from vae_core.vae.task import VAETask
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "softplus"])
@@ -27,7 +32,7 @@ def test_gradients_and_terms_match_autograd(activation):
     expected = {name: p.grad.clone() for name, p in model.named_parameters()}
 
     torch.manual_seed(1)  # the same eps
-    terms = gradients.ElboGradients(model)(x, beta)
+    terms = fused.ElboGradients(model)(x, beta)
     for field in ("loss", "elbo", "recon", "kl"):
         torch.testing.assert_close(getattr(terms, field), getattr(reference, field).detach())
     for name, p in model.named_parameters():
@@ -42,7 +47,7 @@ def test_a_reused_step_matches_autograd_on_every_call():
     model = build_model(config)
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.3)
-    step = gradients.ElboGradients(model)
+    step = fused.ElboGradients(model)
     for call, n in enumerate([6, 6, 3, 6]):
         x = torch.bernoulli(torch.rand(n, 1, 4, 4))
         model.zero_grad(set_to_none=True)
@@ -59,29 +64,35 @@ def test_a_reused_step_matches_autograd_on_every_call():
             torch.testing.assert_close(p.grad, expected[name], msg=f"call {call}: {name}")
 
 
-def test_only_the_covered_configurations_use_hand_derived_gradients():
-    mlp = build_model(ModelConfig(latent_dim=2, hidden_dim=8))
-    assert gradients.supported(mlp, "B", 1, "elbo")
-    assert not gradients.supported(mlp, "A", 1, "elbo")
-    assert not gradients.supported(mlp, "B", 2, "elbo")
-    assert not gradients.supported(mlp, "B", 1, "iwae")
-    assert not gradients.supported(build_model(ModelConfig(latent_dim=2, hidden_dim=8, likelihood="gaussian")),
-                                   "B", 1, "elbo")
-    assert not gradients.supported(build_model(ModelConfig(latent_dim=2, hidden_dim=8, architecture="conv")),
-                                   "B", 1, "elbo")
-    assert not gradients.supported(build_model(ModelConfig(latent_dim=2, hidden_dim=8, hidden_layers=2)),
-                                   "B", 1, "elbo")
+@pytest.mark.parametrize("model_changes, train_changes", [
+    ({}, {"estimator": "A"}), ({}, {"num_samples": 2}), ({}, {"objective": "iwae"}), ({}, {"compile": True}),
+    ({"likelihood": "gaussian"}, {}), ({"architecture": "conv"}, {}), ({"hidden_layers": 2}, {})])
+def test_auto_picks_autograd_where_the_fused_backward_does_not_apply_and_fused_is_refused_there(
+        model_changes, train_changes):
+    data = prepare(synthetic_dataset(), "dynamic")
+    model_config = ModelConfig(latent_dim=2, hidden_dim=8, **model_changes)
+    assert VAETask(data, ModelConfig(latent_dim=2, hidden_dim=8), TrainConfig(**train_changes)).config.backward \
+        == ("autograd" if train_changes else "fused")
+    assert VAETask(data, model_config, TrainConfig(**train_changes)).config.backward == "autograd"
+    with pytest.raises(ConfigError, match="backward: the fused backward covers"):
+        VAETask(data, model_config, TrainConfig(backward="fused", **train_changes))
 
 
-def test_training_with_either_gradient_gives_the_same_run(tiny_model_config):
-    config = TrainConfig(dataset="synthetic", epochs=2, batch_size=64, seed=3, device="cpu", warmup_epochs=1.0)
+def test_the_run_records_the_backward_it_used(tiny_model_config, tmp_path):
+    train(tiny_model_config, TrainConfig(dataset="synthetic", epochs=1, device="cpu"), tmp_path / "auto")
+    record = read_record(tmp_path / "auto")
+    assert record.train_config.backward == "fused"
+    assert "fused backward" in run_summary(record).training
+
+
+def test_training_with_either_backward_gives_the_same_run(tiny_model_config):
     data = prepare(synthetic_dataset(), "dynamic")
     runs = []
-    for manual in (True, False):
+    for backward in ("fused", "autograd"):
+        config = TrainConfig(dataset="synthetic", epochs=2, batch_size=64, seed=3, device="cpu", warmup_epochs=1.0,
+                             backward=backward)
         torch.manual_seed(0)
-        task = VAETask(data, config, manual_gradients=manual)
-        trainer = Trainer(build_model(tiny_model_config), tiny_model_config, config, task)
-        assert (task.gradient_step(trainer.model) is not None) == manual
+        trainer = Trainer(build_model(tiny_model_config), VAETask(data, tiny_model_config, config))
         trainer.fit()
         runs.append(trainer)
     for a, b in zip(runs[0].history, runs[1].history):

@@ -1,12 +1,11 @@
-"""Hand-derived gradients of the ELBO for the paper's MLP VAE.
+"""The fused backward: hand-derived gradients of the ELBO for the paper's MLP VAE.
 
-For the default model (one hidden layer, Bernoulli decoder, estimator B with L = 1) a training
-step is a handful of small matrix products. On a CPU, autograd's graph bookkeeping and the
-extra temporaries cost about as much as those products, so the trainer computes the
-gradients directly (backpropagation written out below) and leaves them in `.grad` for the
-optimiser. The numbers are the ones autograd gives, to float rounding (tests compare them);
-the noise eps comes from the same global generator in the same order, so a run does not
-depend on which path computed it.
+A training step of the default model (one hidden layer, Bernoulli decoder, estimator B with
+L = 1) is a handful of small matrix products; written out, with no autograd graph and no
+temporaries, it is the fastest path on a CPU. It is chosen by `TrainConfig.backward` ("fused");
+`objective.elbo` stays the readable reference, and the tests compare the two. The noise eps
+comes from the same global generator in the same order, so a run does not depend on which
+path computed it.
 
 With h1 = act(x W1' + b1), [mu, logvar] = h1 W2' + b2, z = mu + exp(logvar / 2) eps,
 h2 = act(z W3' + b3), logits = h2 W4' + b4, the minimised loss per batch of B images is
@@ -15,7 +14,9 @@ h2 = act(z W3' + b3), logits = h2 W4' + b4, the minimised loss per batch of B im
     KL_b = 1/2 sum_j (mu^2 + exp(logvar) - 1 - logvar)      (AEVB eq. 10)
 
 so d loss / d logits = (sigmoid(logits) - x) / B, d KL / d mu = mu, d KL / d logvar =
-(exp(logvar) - 1) / 2, and d z / d logvar = eps * exp(logvar / 2) / 2.
+(exp(logvar) - 1) / 2, and d z / d logvar = eps * exp(logvar / 2) / 2. Each layer's backward
+is then the usual d W = d out' in, d b = sum d out, d in = d out W, times act'(a) through an
+activation.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .models import MLPVAE, VAE
-from .objectives import ElboTerms
+from ..config.vae import ModelConfig, TrainConfig
+from .model import MLPVAE
+from .objective import ElboTerms
 
 
-def supported(model: VAE, estimator: str, num_samples: int, objective: str) -> bool:
-    """True when `ElboGradients` computes this configuration's training gradients."""
-    return (isinstance(model, MLPVAE) and model.config.likelihood == "bernoulli"
-            and model.config.hidden_layers == 1
-            and model.config.activation in _BACKWARD
-            and estimator == "B" and num_samples == 1 and objective == "elbo")
+def applies(model_config: ModelConfig, config: TrainConfig) -> bool:
+    """True when `ElboGradients` computes this model's and objective's training gradients."""
+    return (model_config.architecture == "mlp" and model_config.likelihood == "bernoulli"
+            and model_config.hidden_layers == 1 and model_config.activation in _BACKWARD
+            and config.estimator == "B" and config.num_samples == 1 and config.objective == "elbo"
+            and not config.compile)
 
 
 # Each activation in place on its pre-activation buffer, and its backward pass, grad * act'(a),
@@ -54,9 +56,7 @@ _BACKWARD = {
 class ElboGradients:
     """A training step's terms and gradients for one model, with every intermediate written
     into buffers kept from one call to the next (one set per batch shape) and each gradient
-    into the parameter's existing `.grad`, so that a step works in the same memory each time
-    instead of some thirty fresh tensors. On a 2-core CPU this took 5-10% off a step of the
-    speed benchmark's 784-400-20 ReLU model (alternating blocks of 50 steps, one process)."""
+    into the parameter's existing `.grad`, so that a step works in the same memory each time."""
 
     def __init__(self, model: MLPVAE):
         self.model = model

@@ -1,10 +1,11 @@
-"""The training loop: minibatch SGVB with early stopping, checkpoints, resume and progress events.
+"""The training loop: minibatch stochastic gradient ascent on a bound, with early stopping,
+checkpoints, resume and progress events.
 
-The loop knows nothing about what is trained: a *task* (`VAETask` here, `M2Task` in
-`semisupervised`) turns indices into a batch, a batch into a loss, and a model into
-validation metrics. Progress goes out through callbacks that receive `TrainingEvent`s, so a
-command-line progress bar and the app show the same thing; a `threading.Event` (or `stop()`)
-ends training cleanly after the current step and leaves a resumable checkpoint.
+The loop knows nothing of what is trained: a `Task` (`vae.task.VAETask`, `m2.task.M2Task`)
+turns indices into a batch, a batch into a loss and its gradients, and a model into validation
+metrics. Progress goes out through callbacks that receive `TrainingEvent`s, so a command-line
+progress bar and the app show the same thing; a `threading.Event` (or `stop()`) ends training
+cleanly after the current step and leaves a resumable checkpoint.
 """
 
 from __future__ import annotations
@@ -13,21 +14,20 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, NamedTuple, Protocol
 
 import torch
 
 from . import checkpoints as ckpts
-from . import gradients
-from .config import ConfigError, ModelConfig, TrainConfig, validate
-from .data import Dataset, Split, load_dataset, prepare
-from .models import build_model
-from .objectives import elbo, evaluate_elbo, iwae_terms
+from .config.base import Config, LoopConfig
+from .trainer_state import flatten_optimizer, make_optimizer, restore_rng, rng_tensors, unflatten_optimizer
 
+# Validation and test scores use batches of this size and noise from this seed, the same every
+# epoch, so that epochs compare fairly.
 EVAL_BATCH = 1000
-EVAL_SEED = 1234  # validation noise is the same every epoch, so epochs compare fairly
+EVAL_SEED = 1234
 STEP_EVENT_SECONDS = 0.25
 
 
@@ -57,127 +57,63 @@ class TrainingEvent:
 
 
 Callback = Callable[[TrainingEvent], None]
+Terms = dict[str, torch.Tensor]
+
+
+class StepResult(NamedTuple):
+    loss: torch.Tensor
+    terms: Terms             # batch means to report (elbo, recon, kl, ...)
+    has_gradients: bool      # True when the step filled the parameters' .grad itself
+
+
+Step = Callable[[torch.nn.Module, Any, float], StepResult]
 
 
 class Task(Protocol):
-    kind: str
-    num_train: int
+    """What the loop trains: the data, the objective and the validation metric of one kind."""
 
-    def train_batch(self, indices: torch.Tensor, generator: torch.Generator) -> Any: ...  # len() = examples
-    def loss(self, model: torch.nn.Module, batch: Any, beta: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
-    def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]: ...
-    # Optional: gradient_step(model) -> a `loss` that also fills .grad, or None for autograd.
+    kind: str                # the registry's name for it: "vae", "m2"
+    num_train: int           # training examples per epoch
+    monitor: str             # the validation metric early stopping maximises
+    model_config: Config
+    config: LoopConfig
 
+    def train_batch(self, indices: torch.Tensor, generator: torch.Generator) -> Any:
+        """The batch of the training examples at `indices`; its len() is their number."""
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda was asked for but no CUDA GPU is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("device: mps was asked for but is not available")
-    return torch.device(name)
+    def kl_weight(self, global_step: int, steps_per_epoch: int) -> float:
+        """The weight of the KL term at this step (1: the bound itself)."""
 
+    def loss(self, model: torch.nn.Module, batch: Any, beta: float) -> tuple[torch.Tensor, Terms]:
+        """The loss to minimise and the terms to report, through autograd."""
 
-class VAETask:
-    """Unsupervised SGVB on images: the ELBO (estimator A or B) or the IWAE bound."""
+    def step(self, model: torch.nn.Module) -> Step:
+        """The training step: `autograd_step(self.loss)` or a path that fills .grad itself."""
 
-    kind = "vae"
-
-    def __init__(self, data: Dataset, config: TrainConfig, manual_gradients: bool = True):
-        self.data = data
-        self.config = config
-        self.num_train = len(data.train)
-        self.manual_gradients = manual_gradients
-
-    def train_batch(self, indices: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        x = self.data.train.images.index_select(0, indices)
-        if self.config.binarization == "dynamic":
-            x = torch.bernoulli(x, generator=generator)
-        return x
-
-    def loss(self, model, batch, beta):
-        c = self.config
-        if c.objective == "iwae":
-            terms = iwae_terms(model, batch, c.num_samples)
-        else:
-            terms = elbo(model, batch, c.estimator, c.num_samples, beta)
-        return terms.loss, {"elbo": terms.elbo, "recon": terms.recon, "kl": terms.kl}
-
-    def evaluate(self, model, split):
-        return evaluate_elbo(model, getattr(self.data, split).images, EVAL_BATCH, EVAL_SEED)
-
-    def gradient_step(self, model) -> Callable | None:
-        """`loss` that also fills the parameters' `.grad`, when the hand-derived gradients of
-        `gradients` cover this model and objective (the paper's default); None: use autograd."""
-        c = self.config
-        if not self.manual_gradients or c.compile or not gradients.supported(
-                model, c.estimator, c.num_samples, c.objective):
-            return None
-
-        step = gradients.ElboGradients(model)
-
-        def loss_and_gradients(model, batch, beta):
-            terms = step(batch, beta)
-            return terms.loss, {"elbo": terms.elbo, "recon": terms.recon, "kl": terms.kl}
-        return loss_and_gradients
+    def evaluate(self, model: torch.nn.Module, split: str) -> dict[str, float]:
+        """Metrics on "validation" or "test", with EVAL_BATCH and EVAL_SEED."""
 
 
-def _rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
-    out = {"rng.cpu": torch.get_rng_state(), "rng.data": generator.get_state()}
-    if torch.cuda.is_available():
-        out["rng.cuda"] = torch.cuda.get_rng_state()
-    return out
+def autograd_step(loss: Callable[[torch.nn.Module, Any, float], tuple[torch.Tensor, Terms]],
+                  compile: bool = False) -> Step:
+    """A step whose gradients autograd computes from `loss`, optionally under torch.compile."""
+    loss_fn = torch.compile(loss) if compile else loss
 
-
-def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Optimizer state_dict -> safetensors-ready tensors and JSON-ready rest (no pickle)."""
-    tensors, scalars = {}, {}
-    for idx, values in state["state"].items():
-        for key, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer.{idx}.{key}"] = value
-            else:
-                scalars[f"{idx}.{key}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = value
-    for name, value in meta.get("scalars", {}).items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def make_optimizer(model: torch.nn.Module, config) -> torch.optim.Optimizer:
-    """Adam or Adagrad, fused into one kernel per step where torch supports it (on this 2-core
-    CPU that cut a 784-400-20 step from 5.4 to 3.9 ms); the arithmetic is the same."""
-    cls = torch.optim.Adagrad if config.optimizer == "adagrad" else torch.optim.Adam
-    try:
-        return cls(model.parameters(), lr=config.learning_rate, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # an older torch or a device without a fused kernel
-        return cls(model.parameters(), lr=config.learning_rate)
+    def step(model: torch.nn.Module, batch: Any, beta: float) -> StepResult:
+        value, terms = loss_fn(model, batch, beta)
+        return StepResult(value, terms, False)
+    return step
 
 
 class Trainer:
     """Runs a task's training loop on one model; one `fit()` per Trainer."""
 
-    def __init__(self, model: torch.nn.Module, model_config: Any, config: Any, task: Task,
-                 run_dir: str | Path | None = None, callbacks: Iterable[Callback] = (),
-                 stop_event: threading.Event | None = None):
+    def __init__(self, model: torch.nn.Module, task: Task, run_dir: str | Path | None = None,
+                 callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None):
         self.model = model
-        self.model_config = model_config
-        self.config = config
         self.task = task
+        self.model_config = task.model_config
+        self.config = config = task.config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks = list(callbacks)
         self.stop_event = stop_event or threading.Event()
@@ -217,11 +153,7 @@ class Trainer:
     # --- the loop ---
 
     def beta(self) -> float:
-        beta = getattr(self.config, "beta", 1.0)  # tasks without a KL weight train the plain bound
-        warmup_steps = getattr(self.config, "warmup_epochs", 0.0) * self.steps_per_epoch
-        if warmup_steps <= 0:
-            return beta
-        return beta * min(1.0, (self.global_step + 1) / warmup_steps)
+        return self.task.kl_weight(self.global_step, self.steps_per_epoch)
 
     def sanity_check(self) -> None:
         """One forward pass on a few training examples, with its own noise so RNG state is untouched."""
@@ -242,8 +174,7 @@ class Trainer:
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
         self.sanity_check()
-        loss_fn = torch.compile(self.task.loss) if self.config.compile else self.task.loss
-        manual = getattr(self.task, "gradient_step", lambda model: None)(self.model)
+        step = self.task.step(self.model)
         self.model.train()
         self.summary["status"] = "running"
         self._emit("start")
@@ -261,13 +192,13 @@ class Trainer:
                     return self._finish("stopped")
                 start = self.step_in_epoch * bs
                 batch = self.task.train_batch(self.permutation[start:start + bs], self.generator)
-                loss, terms = (manual or loss_fn)(self.model, batch, self.beta())
+                loss, terms, has_gradients = step(self.model, batch, self.beta())
                 if not torch.isfinite(loss):
                     raise NonFiniteLossError(
                         f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
                         f"(global step {self.global_step + 1}); training stopped and the last "
                         "checkpoint was kept. Try a smaller learning rate.")
-                if manual is None:
+                if not has_gradients:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                 self.optimizer.step()
@@ -310,7 +241,7 @@ class Trainer:
                   "examples_seen": self.global_step * self.config.batch_size,
                   "wall_seconds": self.wall_seconds}
         self.history.append(record)
-        monitor = val[getattr(self.task, "monitor", "elbo")]
+        monitor = val[self.task.monitor]
         if monitor > self.best_metric:
             self.best_metric, self.best_epoch, self.bad_epochs = monitor, self.epoch, 0
             self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -344,8 +275,8 @@ class Trainer:
     def save(self) -> None:
         if self.run_dir is None:
             return
-        opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
-        tensors = {**opt_tensors, **_rng_tensors(self.generator)}
+        opt_tensors, opt_meta = flatten_optimizer(self.optimizer.state_dict())
+        tensors = {**opt_tensors, **rng_tensors(self.generator)}
         if self.permutation is not None and self.step_in_epoch > 0:
             tensors["permutation"] = self.permutation
         meta = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
@@ -368,12 +299,9 @@ class Trainer:
             raise ckpts.CheckpointError(ckpt.path, "has no training state to resume from "
                                                    "(it was saved without the optimizer)")
         meta, tensors = ckpt.trainer_meta, ckpt.trainer_tensors
-        self.optimizer.load_state_dict(_unflatten_optimizer(
+        self.optimizer.load_state_dict(unflatten_optimizer(
             {k: v.to(self.device) for k, v in tensors.items()}, meta["optimizer"]))
-        torch.set_rng_state(tensors["rng.cpu"])
-        self.generator.set_state(tensors["rng.data"])
-        if "rng.cuda" in tensors and torch.cuda.is_available():
-            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        restore_rng(tensors, self.generator)
         self.epoch, self.step_in_epoch = meta["epoch"], meta["step_in_epoch"]
         self.global_step, self.epoch_sums = meta["global_step"], meta["epoch_sums"]
         self.best_metric, self.best_epoch = meta["best_metric"], meta["best_epoch"]
@@ -386,64 +314,3 @@ class Trainer:
             self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.summary.get("status") in ("finished", "early-stopped"):
             self.bad_epochs = 0  # an explicit resume of a finished run gets a fresh patience
-
-
-# --- one-call entry points for the command line and the app ---------------------------------
-
-def load_training_data(config: TrainConfig, data_root: str | Path | None, device: torch.device) -> Dataset:
-    data = prepare(load_dataset(config.dataset, data_root), config.binarization, config.seed)
-    if config.max_train_examples:
-        n = config.max_train_examples
-        data = replace(data, train=Split(data.train.images[:n], data.train.labels[:n]))
-    return data.to(device)
-
-
-def _check_shapes(model_config: ModelConfig, data: Dataset) -> None:
-    if tuple(model_config.image_shape) != tuple(data.image_shape):
-        raise ConfigError(f"image size: the model expects {model_config.image_shape} but {data.name} "
-                          f"images are {data.image_shape}")
-
-
-def train_vae(model_config: ModelConfig, config: TrainConfig, run_dir: str | Path | None = None,
-              data_root: str | Path | None = None, callbacks: Iterable[Callback] = (),
-              stop_event: threading.Event | None = None) -> Trainer:
-    """Build, train and checkpoint a VAE; returns the finished Trainer (its model and history)."""
-    device = resolve_device(config.device)
-    data = load_training_data(config, data_root, device)
-    _check_shapes(model_config, data)
-    torch.manual_seed(config.seed)
-    model = build_model(model_config).to(device)
-    trainer = Trainer(model, model_config, config, VAETask(data, config), run_dir, callbacks, stop_event)
-    trainer.fit()
-    return trainer
-
-
-def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path | None = None,
-           callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
-           device: str | None = None, num_threads: int | None = None,
-           learning_rate: float | None = None) -> Trainer:
-    """Continue a stopped run (or extend a finished one to `epochs`) in place, curves and all;
-    `device` and `num_threads` may differ from the first session's (the results do not).
-    A new `learning_rate` applies from the next step on (the optimiser keeps its moments); the
-    config then holds it, and every epoch's record in the history holds the one it used."""
-    ckpt = ckpts.read_checkpoint(run_dir, with_training_state=True)
-    changes = dict(epochs=epochs, device=device, num_threads=num_threads, learning_rate=learning_rate)
-    config = replace(ckpt.train_config, **{k: v for k, v in changes.items() if v is not None})
-    validate(config)
-    dev = resolve_device(config.device)
-    model = ckpts.build_from_checkpoint(ckpt, device=dev)
-    if ckpt.kind == "vae":
-        data = load_training_data(config, data_root, dev)
-        _check_shapes(ckpt.model_config, data)
-        task: Task = VAETask(data, config)
-    else:
-        from .semisupervised import make_task
-        task = make_task(ckpt.model_config, config, data_root, dev, run_dir)
-    trainer = Trainer(model, ckpt.model_config, config, task, run_dir, callbacks, stop_event)
-    trainer.restore(ckpt)
-    for group in trainer.optimizer.param_groups:  # the saved state carries the old step size
-        group["lr"] = config.learning_rate
-    if trainer.epoch >= config.epochs:
-        raise ConfigError(f"epochs: the run already has {trainer.epoch} epochs; ask for more to resume")
-    trainer.fit()
-    return trainer

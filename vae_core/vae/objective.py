@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .models import VAE, Likelihood, Posterior
+from .model import VAE, Likelihood, Posterior, reparameterize
 
 # A latent unit is active if Var_x E_q[z_u|x] exceeds this (Burda et al. 2015).
 ACTIVE_THRESHOLD = 0.01
@@ -43,8 +43,10 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor | None = None, logvar: torch.Te
     return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
 
 
-def log_likelihood(x: torch.Tensor, likelihood: Likelihood, kind: str) -> torch.Tensor:
-    """log p(x|z) summed over pixels: x is (B, C, H, W), parameters (..., B, C, H, W); returns (..., B)."""
+def log_likelihood(x: torch.Tensor, likelihood: Likelihood, kind: str, event_dims: int = 3) -> torch.Tensor:
+    """log p(x|z) summed over the last `event_dims` dimensions, the pixels: x is (B, C, H, W) and
+    the parameters (..., B, C, H, W); returns (..., B). M2 passes flat inputs, (..., B, D) with
+    `event_dims` 1."""
     if kind == "bernoulli":
         # x log sigmoid(l) + (1-x) log(1-sigmoid(l)) = x l - softplus(l), stable for large |l|
         logits = likelihood.loc
@@ -52,7 +54,7 @@ def log_likelihood(x: torch.Tensor, likelihood: Likelihood, kind: str) -> torch.
     else:
         mean, logvar = likelihood
         log_p = -0.5 * ((x - mean).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI)
-    return log_p.flatten(start_dim=-3).sum(-1)
+    return log_p.flatten(start_dim=-event_dims).sum(-1)
 
 
 def elbo(model: VAE, x: torch.Tensor, estimator: str = "B", num_samples: int = 1, beta: float = 1.0,
@@ -118,7 +120,7 @@ def importance_sampled_log_likelihood(
     done = 0
     while done < num_samples:
         k = min(chunk_size, num_samples - done)
-        z = model.reparameterize(posterior, k, generator)  # (k, B, D)
+        z = reparameterize(posterior, k, generator)  # (k, B, D)
         log_w = (log_likelihood(x, model.decode(z), model.config.likelihood)
                  + log_normal(z) - log_normal(z, posterior.mu, posterior.logvar))  # (k, B)
         running = torch.logaddexp(running, torch.logsumexp(log_w, dim=0))
@@ -159,3 +161,19 @@ def evaluate_elbo(model: VAE, images: torch.Tensor, batch_size: int = 1000, seed
         for key in sums:
             sums[key] += getattr(terms, key).item() * len(x)
     return {key: value / len(images) for key, value in sums.items()}
+
+
+@torch.no_grad()
+def evaluate_log_likelihood(model: VAE, images: torch.Tensor, num_importance_samples: int = 5000,
+                            batch_size: int = 100, seed: int = 0,
+                            progress: Callable[[int, int], None] | None = None) -> float:
+    """Mean importance-sampled log p(x) over `images`, k = `num_importance_samples` per image."""
+    g = torch.Generator(device=images.device).manual_seed(seed)
+    chunk = max(1, min(num_importance_samples, 50_000 // batch_size))
+    total = 0.0
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        total += importance_sampled_log_likelihood(model, x, num_importance_samples, chunk, g).sum().item()
+        if progress is not None:
+            progress(min(i + batch_size, len(images)), len(images))
+    return total / len(images)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .models import VAE
-from .objectives import elbo, gaussian_kl, importance_sampled_log_likelihood, log_likelihood
+from .model import VAE
+from .objective import elbo, gaussian_kl, importance_sampled_log_likelihood, log_likelihood
 
 
 def _tensor(model: VAE, array) -> torch.Tensor:
@@ -23,6 +23,22 @@ def _tensor(model: VAE, array) -> torch.Tensor:
 def decode(model: VAE, z) -> np.ndarray:
     """Decoder means for latent points z (N, D) -> images (N, H, W) in [0, 1] (first channel)."""
     return model.mean_image(_tensor(model, z).reshape(-1, model.config.latent_dim))[:, 0].cpu().numpy()
+
+
+def mean_decoder_layers(model: VAE) -> list[tuple[np.ndarray, np.ndarray]]:
+    """An MLP decoder's mean as its affine layers in order, (weight (out, in), bias (out,))
+    float32: the activation runs between them and a sigmoid after the last. For a Gaussian
+    decoder the last layer keeps only the mean's rows (its output stacks mean and log-variance)."""
+    linears = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    pixels = model.config.image_height * model.config.image_width
+    layers = []
+    for i, linear in enumerate(linears):
+        weight = linear.weight.detach().cpu().numpy().astype(np.float32)
+        bias = linear.bias.detach().cpu().numpy().astype(np.float32)
+        if i == len(linears) - 1:
+            weight, bias = weight[:pixels], bias[:pixels]
+        layers.append((weight, bias))
+    return layers
 
 
 def latent_vector(latent_dim: int, dims: tuple[int, int], values: tuple[float, float],

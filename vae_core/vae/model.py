@@ -13,9 +13,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from ..config.vae import ModelConfig
 
-# The Gaussian decoder's log-variance is softly floored here: on pixels that are always 0 the
+# A Gaussian decoder's log-variance is softly floored here: on pixels that are always 0 the
 # variance would otherwise collapse and the density diverge.
 MIN_DECODER_LOGVAR = -6.0
 
@@ -28,8 +28,8 @@ class Posterior(NamedTuple):
 
 class Likelihood(NamedTuple):
     """Parameters of p(x|z): Bernoulli logits, or a Gaussian mean and log-variance."""
-    loc: torch.Tensor                    # (..., C, H, W) logits (bernoulli) or mean (gaussian)
-    logvar: torch.Tensor | None = None   # (..., C, H, W) gaussian only
+    loc: torch.Tensor                    # (..., C, H, W) or (..., D): logits (bernoulli) or mean (gaussian)
+    logvar: torch.Tensor | None = None   # the same shape, gaussian only
 
 
 class VAEOutput(NamedTuple):
@@ -38,8 +38,26 @@ class VAEOutput(NamedTuple):
     likelihood: Likelihood   # parameters with leading (L, B)
 
 
-def _activation(name: str) -> nn.Module:
+def activation(name: str) -> nn.Module:
     return {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}[name]()
+
+
+def floor_logvar(logvar: torch.Tensor) -> torch.Tensor:
+    """A Gaussian decoder's log-variance, softly kept above MIN_DECODER_LOGVAR."""
+    return MIN_DECODER_LOGVAR + F.softplus(logvar - MIN_DECODER_LOGVAR)
+
+
+def reparameterize(posterior: Posterior, num_samples: int = 1,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I) (the reparameterisation trick, AEVB sec. 2.4):
+    (L, ..., D) for a posterior of shape (..., D)."""
+    mu, logvar = posterior
+    shape = (num_samples, *mu.shape)  # (L, B, D)
+    if generator is None:  # randn_like keeps the training step traceable by torch.compile
+        eps = torch.randn_like(mu.expand(shape))
+    else:
+        eps = torch.randn(shape, dtype=mu.dtype, device=mu.device, generator=generator)
+    return mu + torch.exp(0.5 * logvar) * eps
 
 
 class VAE(nn.Module):
@@ -58,25 +76,13 @@ class VAE(nn.Module):
         if self.config.likelihood == "bernoulli":
             return Likelihood(out.reshape(*lead, c, h, w))
         mean, logvar = out.chunk(2, dim=1)
-        logvar = MIN_DECODER_LOGVAR + F.softplus(logvar - MIN_DECODER_LOGVAR)
+        logvar = floor_logvar(logvar)
         return Likelihood(torch.sigmoid(mean).reshape(*lead, c, h, w), logvar.reshape(*lead, c, h, w))
-
-    @staticmethod
-    def reparameterize(posterior: Posterior, num_samples: int = 1,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mu + sigma * eps with eps ~ N(0, I) (the reparameterisation trick, AEVB sec. 2.4)."""
-        mu, logvar = posterior
-        shape = (num_samples, *mu.shape)  # (L, B, D)
-        if generator is None:  # randn_like keeps the training step traceable by torch.compile
-            eps = torch.randn_like(mu.expand(shape))
-        else:
-            eps = torch.randn(shape, dtype=mu.dtype, device=mu.device, generator=generator)
-        return mu + torch.exp(0.5 * logvar) * eps
 
     def forward(self, x: torch.Tensor, num_samples: int = 1,
                 generator: torch.Generator | None = None) -> VAEOutput:
         posterior = self.encode(x)
-        z = self.reparameterize(posterior, num_samples, generator)
+        z = reparameterize(posterior, num_samples, generator)
         return VAEOutput(posterior, z, self.decode(z))
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -105,7 +111,7 @@ class MLPVAE(VAE):
         def hidden(width_in: int) -> list[nn.Module]:
             layers = []
             for i in range(config.hidden_layers):
-                layers += [nn.Linear(width_in if i == 0 else h, h), _activation(config.activation)]
+                layers += [nn.Linear(width_in if i == 0 else h, h), activation(config.activation)]
             return layers
         self.encoder = nn.Sequential(nn.Flatten(), *hidden(d), nn.Linear(h, 2 * z))
         self.decoder = nn.Sequential(*hidden(z), nn.Linear(h, out))
@@ -124,13 +130,13 @@ class ConvVAE(VAE):
         flat = 64 * (hgt // 4) * (wid // 4)
         act = config.activation
         self.encoder = nn.Sequential(
-            nn.Conv2d(c, 32, 4, 2, 1), _activation(act),    # (B, 32, H/2, W/2)
-            nn.Conv2d(32, 64, 4, 2, 1), _activation(act),   # (B, 64, H/4, W/4)
-            nn.Flatten(), nn.Linear(flat, h), _activation(act), nn.Linear(h, 2 * z))
+            nn.Conv2d(c, 32, 4, 2, 1), activation(act),    # (B, 32, H/2, W/2)
+            nn.Conv2d(32, 64, 4, 2, 1), activation(act),   # (B, 64, H/4, W/4)
+            nn.Flatten(), nn.Linear(flat, h), activation(act), nn.Linear(h, 2 * z))
         self.decoder = nn.Sequential(
-            nn.Linear(z, h), _activation(act), nn.Linear(h, flat), _activation(act),
+            nn.Linear(z, h), activation(act), nn.Linear(h, flat), activation(act),
             nn.Unflatten(1, (64, hgt // 4, wid // 4)),
-            nn.ConvTranspose2d(64, 32, 4, 2, 1), _activation(act),  # (B, 32, H/2, W/2)
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), activation(act),  # (B, 32, H/2, W/2)
             nn.ConvTranspose2d(32, out_c, 4, 2, 1),                 # (B, out_c, H, W)
             nn.Flatten())
 

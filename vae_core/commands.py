@@ -1,0 +1,71 @@
+"""The library's three entry points, for the command line, the app's jobs and scripts: train a
+new run, resume one, evaluate one. Each works for every kind in the registry."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from . import checkpoints as ckpts
+from .config.base import Config, ConfigError, with_changes
+from .device import resolve_device
+from .config.kinds import kind_of
+from .registry import KINDS, build_from_checkpoint, load_model
+from .trainer import Callback, Trainer
+
+
+def train(model_config: Config, config: Config, run_dir: str | Path | None = None,
+          data_root: str | Path | None = None, callbacks: Iterable[Callback] = (),
+          stop_event: threading.Event | None = None) -> Trainer:
+    """Build, train and checkpoint a model of the kind the configs are for (into `run_dir`,
+    unless None); returns the finished Trainer (its model, history and summary)."""
+    kind = KINDS[kind_of(config)]
+    device = resolve_device(config.device)
+    task = kind.make_task(model_config, config, data_root, device)
+    torch.manual_seed(config.seed)
+    model = kind.build_model(task.model_config).to(device)
+    trainer = Trainer(model, task, run_dir, callbacks, stop_event)
+    trainer.fit()
+    return trainer
+
+
+def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path | None = None,
+           callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
+           device: str | None = None, num_threads: int | None = None,
+           learning_rate: float | None = None) -> Trainer:
+    """Continue a stopped run (or extend a finished one to `epochs`) in place, curves and all;
+    `device` and `num_threads` may differ from the first session's (the results do not).
+    A new `learning_rate` applies from the next step on (the optimiser keeps its moments); the
+    config then holds it, and every epoch's record in the history holds the one it used."""
+    ckpt = ckpts.read_checkpoint(run_dir, with_training_state=True)
+    changes = dict(epochs=epochs, device=device, num_threads=num_threads, learning_rate=learning_rate)
+    config = with_changes(ckpt.train_config, **{k: v for k, v in changes.items() if v is not None})
+    dev = resolve_device(config.device)
+    model = build_from_checkpoint(ckpt, device=dev)
+    task = KINDS[ckpt.kind].make_task(ckpt.model_config, config, data_root, dev, run_dir)
+    trainer = Trainer(model, task, run_dir, callbacks, stop_event)
+    trainer.restore(ckpt)
+    for group in trainer.optimizer.param_groups:  # the saved state carries the old step size
+        group["lr"] = config.learning_rate
+    if trainer.epoch >= config.epochs:
+        raise ConfigError(f"epochs: the run already has {trainer.epoch} epochs; ask for more to resume")
+    trainer.fit()
+    return trainer
+
+
+def evaluate(run_dir: str | Path, data_root: str | Path | None = None, device: str = "auto", save: bool = True,
+             num_importance_samples: int = 5000, batch_size: int = 100,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """A run's test metrics: for a VAE the ELBO, the importance-sampled log p(x) (k =
+    `num_importance_samples`), active units and KL per dimension; for M2 its accuracy, error,
+    bound and generative accuracy. Recorded in the run's summary unless `save` is False."""
+    dev = resolve_device(device)
+    model, ckpt = load_model(run_dir, dev)
+    result = KINDS[ckpt.kind].evaluate_test(model, ckpt, data_root, dev, num_importance_samples=num_importance_samples,
+                                            batch_size=batch_size, progress=progress)
+    if save:
+        ckpts.update_summary(run_dir, **result)
+    return result
