@@ -141,4 +141,4 @@ class LoopConfig(Config):
     num_threads: int = setting(0, "CPU threads for torch (0: torch's default)", low=0, high=1024,
                                label="CPU threads", section="advanced")
     compile: bool = setting(False, "compile the training step with torch.compile (faster per epoch after "
-                            "a one-off compile of about 20 s)", label="torch.compile", section="advanced")
+                            "a one-off compile of about 20 s)", label="compile", section="advanced")

@@ -95,5 +95,5 @@ class M2TrainConfig(LoopConfig):
     optimizer: Literal["adam", "adagrad"] = setting("adam", "adam or adagrad", section="optimiser")
     patience: int = setting(10, "stop after this many epochs without a better validation accuracy and "
                             "restore the best weights (0: never)", low=0, high=100000, section="optimiser")
-    compile: bool = setting(False, "compile the loss with torch.compile", label="torch.compile",
+    compile: bool = setting(False, "compile the loss with torch.compile", label="compile",
                             section="advanced")
