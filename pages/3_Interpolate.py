@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui.common import page_intro
-from ui.digit_input import pick_digit
+from ui.digit_input import digit_input
 from ui.images import png, strip
 from ui.models import sidebar_model_picker, test_encodings, test_set_grey
 from vae_core.vae.explore import coordinate_projection, crossfade, decode, encode, interpolate, pca_projection
@@ -19,16 +19,19 @@ page_intro("Interpolate", (
     "cross-fade below it, which only superimposes the two images."))
 
 images, labels = test_set_grey(ckpt)
+SOURCES = ("test digit", "class", "draw", "upload")
 mu, _ = test_encodings(path)
 
 
-left, middle, right = st.columns([2, 2, 3])
+left, middle = st.columns(2, gap="large")
 with left:
-    start = pick_digit("Start", images, labels, 0, label="Start", choose_source=True)
+    start = digit_input("Start", images, labels, 0, label="Start digit", sources=SOURCES)
 with middle:
-    end = pick_digit("End", images, labels, 1, label="End", choose_source=True)
-with right:
+    end = digit_input("End", images, labels, 1, label="End digit", sources=SOURCES)
+c1, c2 = st.columns(2, gap="large")
+with c1:
     n_steps = st.slider("Steps", 3, 20, 10)
+with c2:
     method = st.radio("Path", ["linear", "spherical"], horizontal=True,
                       help="spherical (slerp) keeps the norm of z typical of the prior along the way")
 

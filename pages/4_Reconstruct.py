@@ -1,56 +1,70 @@
-"""Reconstruct: an uploaded digit, prepared as MNIST was, encoded, decoded and scored."""
+"""Reconstruct: a drawn, uploaded or test digit, prepared as MNIST was, encoded, decoded and scored."""
 
 import streamlit as st
 
 from ui.common import page_intro
-from ui.digit_input import pick_digit
-from ui.images import png, square, tile
-from ui.models import sidebar_model_picker, test_elbos, test_set_grey
-from vae_core.vae.explore import analyse_image, sample_prior, typicality_sentence
+from ui.digit_input import digit_input, show_preparation
+from ui.images import png, tile
+from ui.models import sidebar_model_picker, test_elbos, test_log_likelihoods, test_set_grey
 from vae_core.plots import bars
+from vae_core.vae.explore import (analyse_image, image_log_likelihood, likelihood_surprises, sample_prior,
+                                  score_sentence)
 
 st.set_page_config(page_title="Reconstruct · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
 
 path, model, ckpt = sidebar_model_picker()
 page_intro("Reconstruct", (
-    "Upload a photo or drawing of a digit. It is prepared the way MNIST was made, then the encoder "
-    "gives its approximate posterior q(z|x) and the decoder rebuilds it from the posterior mean. "
-    "The ELBO and the importance-sampled log-likelihood say, in nats, how probable the model finds "
-    "the image: a digit unlike the training data gets a much lower score."))
+    "Draw a digit, upload a photo of one, or pick a test digit. A drawing or a photo is prepared the "
+    "way MNIST was made; then the encoder gives its approximate posterior q(z|x) and the decoder "
+    "rebuilds the digit from the posterior mean. The ELBO and the importance-sampled log-likelihood "
+    "say, in nats, how probable the model finds the image."))
 
-digit = pick_digit("reconstruct", *test_set_grey(ckpt))
-image, source, steps = digit.image, digit.description, digit.steps
-if steps is not None:
-    st.markdown("**Preparing the image as MNIST was made**")
-    shown = [(steps.original, "as uploaded (grey)"),
-             (steps.inverted, "inverted" if steps.was_inverted else "ink is already light"),
-             (steps.cropped, "cropped to the ink"), (steps.fitted, "fitted into 20x20"),
-             (steps.final, "centred by mass in 28x28")]
-    for column, (picture, caption) in zip(st.columns(len(shown)), shown):
-        picture = square(picture)
-        column.image(png(picture, scale=max(1, 140 // len(picture))), caption=caption, width=140)
-    for note in steps.notes:
-        st.caption(note)
+images, labels = test_set_grey(ckpt)
+left, right = st.columns([2, 3], gap="large")
+with left:
+    digit = digit_input("reconstruct", images, labels, preparation="none")
 
-analysis = analyse_image(model, image, num_importance_samples=1000)
-st.markdown(f"**{source.capitalize()} and its reconstruction**")
-c1, c2, c3 = st.columns([1, 1, 3])
-c1.image(png(image, scale=6), caption="input x")
-c2.image(png(analysis.reconstruction, scale=6), caption="decoder mean at E[z|x]")
-with c3:
-    st.metric("ELBO", f"{analysis.elbo:.1f} nats")
-    st.metric("log p(x), importance-sampled (k=1000)", f"{analysis.log_likelihood:.1f} nats")
-    st.markdown(typicality_sentence(analysis.elbo, test_elbos(path)))
-    if analysis.binarized:
-        st.caption("Scores average 8 random binarisations of the image, as the model was trained on binary pixels.")
+if digit is not None:
+    analysis = analyse_image(model, digit.image)
+    with right:
+        st.markdown(f"**{digit.description.capitalize()} and its reconstruction**")
+        c1, c2 = st.columns(2)
+        c1.image(png(digit.image, scale=5), caption="input x")
+        c2.image(png(analysis.reconstruction, scale=5), caption="decoder mean at E[z|x]")
+        c1.metric("ELBO (nats)", f"{analysis.elbo:.1f}")
+        log_px = c2.empty()
+        st.markdown(score_sentence("ELBO", analysis.elbo, test_elbos(path)))
+    if digit.steps is not None:
+        st.markdown("**How it was prepared**")
+        show_preparation(digit.steps)
+    with right:
+        # The slower estimate comes last, so that the reconstruction is on screen first.
+        log_likelihood = image_log_likelihood(model, digit.image, num_importance_samples=1000)
+        log_px.metric("log p(x) (nats)", f"{log_likelihood:.1f}",
+                      help="Importance-sampled with k = 1000 draws from q(z|x); the ELBO is a lower bound of it")
+        st.markdown(score_sentence("log p(x)", log_likelihood, test_log_likelihoods(path)))
+        st.caption("A higher score is not a verdict that the image looks like a digit: likelihood models can "
+                   "score images unlike anything they were trained on higher than their training data "
+                   "(Nalisnick et al. 2019). Scores average 8 random binarisations of the image, as the "
+                   "model was trained on binary pixels." if analysis.binarized else
+                   "A higher score is not a verdict that the image looks like a digit: likelihood models can "
+                   "score images unlike anything they were trained on higher than their training data "
+                   "(Nalisnick et al. 2019).")
+        if st.button("Show me: scores of images that are no digit", key="surprises"):
+            surprises = likelihood_surprises(model, digit.image)
+            for column, surprise in zip(st.columns(len(surprises)), surprises):
+                column.image(png(surprise.image, scale=3), caption=f"{surprise.name}: ELBO {surprise.elbo:.1f}")
+            st.caption("A blank image or a single stroke is easy to encode and to rebuild, so it can get a "
+                       "higher ELBO than a real digit: the ELBO measures how well the model explains the "
+                       "pixels, not whether they form a digit.")
 
-d = len(analysis.mu)
-names = [f"z{i + 1}" for i in range(d)]
-left, right = st.columns(2)
-left.plotly_chart(bars(analysis.mu, names, "posterior mean ± std per dimension", errors=analysis.std),
-                  config={"displayModeBar": False})
-right.plotly_chart(bars(analysis.kl_per_dim, names, "KL to the prior per dimension (nats)"),
-                   config={"displayModeBar": False})
+    d = len(analysis.mu)
+    names = [f"z{i + 1}" for i in range(d)]
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(bars(analysis.mu, names, "posterior mean ± std per dimension", errors=analysis.std),
+                    config={"displayModeBar": False})
+    c2.plotly_chart(bars(analysis.kl_per_dim, names, "KL to the prior per dimension (nats)"),
+                    config={"displayModeBar": False})
 
 st.subheader("Samples from the prior")
 st.markdown("Draw z ~ N(0, I) and decode: what the model generates with no input at all.")

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from ui.common import page_intro
-from ui.digit_input import pick_digit
+from ui.digit_input import Digit, digit_input, show_preparation
 from ui.images import png, strip, tile
 from ui.models import M1_ERRORS, m1_encoder, sidebar_model_picker, test_set_grey
 from vae_core.m2.explore import analogies, classify, generate, generative_posterior, style
@@ -36,15 +36,21 @@ tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "An
 
 
 with tab_classify:
-    digit = pick_digit("classify", images, labels)
+    input_column, image_column = st.columns([2, 3], gap="large")
+    with input_column:
+        digit = digit_input("classify", images, labels, preparation="none")
+    if digit is None:
+        digit = Digit(images[0], f"test digit #0 (a {labels[0]}), until you draw or upload one")
     image, source = digit.image, digit.description
     probs = classify(model, image[None], m1)[0]
     explained = generative_posterior(model, image[None], m1)[0]
     classes = [str(k) for k in range(len(probs))]
-    left, middle, right = st.columns([2, 3, 3])
-    left.image(png(image, scale=6), caption=source)
-    middle.plotly_chart(bars(probs, classes, f"classifier q(y|x): {probs.argmax()} ({probs.max():.1%})"),
-                        config={"displayModeBar": False})
+    image_column.image(png(image, scale=5), caption=source)
+    if digit.steps is not None:
+        show_preparation(digit.steps)
+    left, right = st.columns(2)
+    left.plotly_chart(bars(probs, classes, f"classifier q(y|x): {probs.argmax()} ({probs.max():.1%})"),
+                      config={"displayModeBar": False})
     right.plotly_chart(bars(explained, classes, f"generative p(y|x): {explained.argmax()} ({explained.max():.1%})"),
                        config={"displayModeBar": False})
     st.caption("Left chart: the classifier network's answer. Right chart: the generative model's own "
@@ -80,7 +86,9 @@ with tab_generate:
 with tab_analogies:
     st.markdown("Infer the style of a digit (the posterior mean of q(z|x, y) with y the classifier's "
                 "guess) and draw all ten digits in it, as in the paper's Fig. 1.")
-    digit = pick_digit("analogies", images, labels)
+    digit = digit_input("analogies", images, labels, sources=("test digit", "upload"))
+    if digit is None:
+        digit = Digit(images[0], f"test digit #0 (a {labels[0]})")
     image, source = digit.image, digit.description
     rows = np.stack([image] + [images[i] for i in (10, 20, 30)])
     table = np.concatenate([rows[:, None], analogies(model, rows, m1)], axis=1)  # (4, 11, H, W)

@@ -1,18 +1,20 @@
 """Exploration helpers behind the pages, and background training jobs."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vae_core.vae import explore
 from vae_core.checkpoints import read_checkpoint
-from vae_core.registry import load_model
-from vae_core.config import ModelConfig, TrainConfig
-from vae_core.data import synthetic_dataset
-from vae_core.jobs import JobManager, config_json
 from vae_core.cli import build_parser, configs_from_args
-from vae_core.config import M2Config, M2TrainConfig
+from vae_core.config import M2Config, M2TrainConfig, ModelConfig, TrainConfig
+from vae_core.data import load_dataset, synthetic_dataset
+from vae_core.jobs import JobManager, config_json
+from vae_core.registry import load_model
+from vae_core.vae import explore
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_manifold_grid_tiles_decoded_quantiles_in_paper_orientation(trained_run):
@@ -57,13 +59,22 @@ def test_analysing_an_image_scores_digits_above_noise(trained_run):
     model, _ = load_model(trained_run)
     digit = synthetic_dataset().test.images[0, 0].numpy()
     noise = np.random.default_rng(0).random((28, 28)).astype(np.float32)
-    good, bad = explore.analyse_image(model, digit, 200), explore.analyse_image(model, noise, 200)
+    good, bad = explore.analyse_image(model, digit), explore.analyse_image(model, noise)
     assert good.reconstruction.shape == (28, 28) and good.mu.shape == good.std.shape == (2,)
-    assert good.log_likelihood >= good.elbo - 1.0
+    assert explore.image_log_likelihood(model, digit, 200) >= good.elbo - 1.0
     assert good.elbo > bad.elbo + 50
     reference = explore.per_image_elbo(model, synthetic_dataset().test.images.bernoulli())
-    assert "unlike MNIST" in explore.typicality_sentence(bad.elbo, reference)
-    assert "typical" in explore.typicality_sentence(float(np.median(reference)) + 1, reference)
+    assert explore.percentile_among(bad.elbo, reference) == 0.0
+    assert explore.percentile_among(float(np.median(reference)) + 1, reference) >= 50
+    assert "higher than 0% of the test digits" in explore.score_sentence("ELBO", bad.elbo, reference)
+
+
+def test_a_blank_image_can_outscore_a_real_digit():
+    """The caveat the Reconstruct page teaches: the ELBO is no test of looking like a digit."""
+    model, _ = load_model(ROOT / "checkpoints" / "mnist-mlp-z20")
+    digit = load_dataset("mnist").test.images[0, 0].numpy()
+    scores = {s.name: s.elbo for s in explore.likelihood_surprises(model, digit)}
+    assert scores["a blank image"] > scores["this digit"] and scores["one thin stroke"] > scores["this digit"]
 
 
 @pytest.mark.parametrize("configs", [

@@ -49,10 +49,10 @@ def test_dark_digit_on_white_becomes_an_mnist_digit():
     final = steps.final
     assert final.shape == (28, 28) and final.dtype == np.float32
     assert final.min() >= 0 and final.max() <= 1 and final.max() > 0.9
-    assert steps.was_inverted and any("Inverted" in note for note in steps.notes)
-    assert steps.original.shape == steps.inverted.shape == (300, 200)
+    assert steps.was_inverted and any("inverted" in note for note in steps.notes)
+    assert steps.original.shape == steps.ink.shape == (300, 200)
     assert steps.original[0, 0] == pytest.approx(1.0)   # as seen: white paper
-    assert steps.inverted[0, 0] == 0.0                  # ink is 1, paper 0
+    assert steps.ink[0, 0] == 0.0                  # ink is 1, paper 0
     assert (final == 0).mean() > 0.6 and final[:3].max() == 0 and final[:, :3].max() == 0
     cy, cx = centre_of_mass(final)
     assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5  # where MNIST puts it, up to rounding
@@ -65,7 +65,7 @@ def test_dark_digit_on_white_becomes_an_mnist_digit():
 def test_light_digit_on_black_is_not_inverted_and_gives_the_same_digit():
     steps = preprocess_upload(encode(seven(ink="white", paper="black")))
     assert not steps.was_inverted
-    assert not any("Inverted" in note for note in steps.notes)
+    assert not any("inverted" in note for note in steps.notes)
     assert same_digit(steps.final, REFERENCE, atol=0.02)
 
 
@@ -85,7 +85,7 @@ def test_faint_paper_texture_is_zeroed():
     photo = Image.fromarray((np.minimum(paper, digit + 0.1) * 255).astype(np.uint8))
     steps = preprocess_upload(encode(photo))
     assert steps.was_inverted
-    assert (steps.inverted[:30] == 0).all()  # the grain above the digit is gone
+    assert (steps.ink[:30] == 0).all()  # the grain above the digit is gone
     assert same_digit(steps.final, REFERENCE, atol=0.2)
 
 
@@ -141,8 +141,8 @@ def test_huge_legal_image_is_downscaled_quickly_with_a_note():
     start = time.perf_counter()
     steps = preprocess_upload(data)
     assert time.perf_counter() - start < 2.0
-    assert "Downscaled a 4000x4000 image to 1024x1024 before processing." in steps.notes
-    assert steps.original.shape == (512, 512) and steps.inverted.shape == (1024, 1024)
+    assert "Downscaled a 4000x4000 image to 640x640 before processing." in steps.notes
+    assert steps.original.shape == (512, 512) and steps.ink.shape == (640, 640)
     small = preprocess_upload(encode(seven(size=(400, 400), mode="L"))).final
     assert same_digit(steps.final, small, atol=0.1)
 

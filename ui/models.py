@@ -15,7 +15,7 @@ from vae_core.data import load_dataset, prepare
 from vae_core.m2.m1 import check_m1, load_m1, m1_of, weights_digest
 from vae_core.registry import load_model
 from vae_core.store import CheckpointError, RunRecord
-from vae_core.vae.explore import encode, per_image_elbo
+from vae_core.vae.explore import encode, per_image_elbo, per_image_log_likelihood
 
 from .common import sidebar_run_picker, state_key
 
@@ -102,3 +102,15 @@ def _test_elbos(path: str, state: str) -> np.ndarray:
 
 def test_elbos(path: Path) -> np.ndarray:
     return _test_elbos(str(path), state_key(path))
+
+
+@st.cache_data(show_spinner="Scoring test digits...", max_entries=8)
+def _test_log_likelihoods(path: str, state: str) -> np.ndarray:
+    model, ckpt = _load(path, state)
+    images, _ = test_set(ckpt)
+    return per_image_log_likelihood(model, images[:500], num_importance_samples=200)
+
+
+def test_log_likelihoods(path: Path) -> np.ndarray:
+    """Importance-sampled log p(x) (k = 200) of the first 500 test digits: for percentiles."""
+    return _test_log_likelihoods(str(path), state_key(path))

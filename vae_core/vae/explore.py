@@ -144,31 +144,42 @@ class ImageAnalysis:
     std: np.ndarray             # (D,)
     kl_per_dim: np.ndarray      # (D,)
     elbo: float                 # nats, averaged over binarisations
-    log_likelihood: float       # importance-sampled, nats
     binarized: bool
 
 
-@torch.no_grad()
-def analyse_image(model: VAE, image, num_importance_samples: int = 1000, num_binarizations: int = 8,
-                  seed: int = 0) -> ImageAnalysis:
-    """Encode one image (H, W) in [0, 1], reconstruct it, and score it in nats.
+def _scored_batch(model: VAE, x: torch.Tensor, num_binarizations: int, g: torch.Generator) -> torch.Tensor:
+    """A Bernoulli model is a density over binary images, so a grey image is scored as the
+    average over Bernoulli samples of it, as MNIST test digits are."""
+    if model.config.likelihood != "bernoulli":
+        return x
+    return torch.bernoulli(x.expand(num_binarizations, *x.shape[1:]), generator=g)
 
-    A Bernoulli model is a density over binary images, so a grey image is scored as the
-    average over `num_binarizations` Bernoulli samples of it, as MNIST test digits are.
-    """
+
+@torch.no_grad()
+def analyse_image(model: VAE, image, num_binarizations: int = 8, seed: int = 0) -> ImageAnalysis:
+    """Encode one image (H, W) in [0, 1], reconstruct it, and give its ELBO in nats (estimator
+    B, 10 samples of z per binarisation)."""
     x = _tensor(model, image).reshape(1, *model.config.image_shape)
     g = torch.Generator(device=x.device).manual_seed(seed)
-    binarized = model.config.likelihood == "bernoulli"
-    batch = torch.bernoulli(x.expand(num_binarizations, *x.shape[1:]), generator=g) if binarized else x
-    terms = elbo(model, batch, "B", num_samples=10, generator=g)
-    log_px = importance_sampled_log_likelihood(model, batch, num_importance_samples,
-                                               chunk_size=min(500, num_importance_samples), generator=g)
+    terms = elbo(model, _scored_batch(model, x, num_binarizations, g), "B", num_samples=10, generator=g)
     posterior = model.encode(x)
     return ImageAnalysis(
         reconstruction=model.mean_image(posterior.mu)[0, 0].cpu().numpy(),
         mu=posterior.mu[0].cpu().numpy(), std=torch.exp(0.5 * posterior.logvar[0]).cpu().numpy(),
-        kl_per_dim=gaussian_kl(posterior)[0].cpu().numpy(),
-        elbo=terms.elbo.item(), log_likelihood=log_px.mean().item(), binarized=binarized)
+        kl_per_dim=gaussian_kl(posterior)[0].cpu().numpy(), elbo=terms.elbo.item(),
+        binarized=model.config.likelihood == "bernoulli")
+
+
+@torch.no_grad()
+def image_log_likelihood(model: VAE, image, num_importance_samples: int = 1000, num_binarizations: int = 8,
+                         seed: int = 0) -> float:
+    """The importance-sampled log p(x) of one image (H, W) in nats, k samples of q(z|x) as the
+    proposal, averaged over binarisations as `analyse_image`."""
+    x = _tensor(model, image).reshape(1, *model.config.image_shape)
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    batch = _scored_batch(model, x, num_binarizations, g)
+    return importance_sampled_log_likelihood(model, batch, num_importance_samples,
+                                             chunk_size=min(500, num_importance_samples), generator=g).mean().item()
 
 
 @torch.no_grad()
@@ -185,14 +196,44 @@ def per_image_elbo(model: VAE, images, batch_size: int = 1000, seed: int = 0) ->
     return torch.cat(out).cpu().numpy()
 
 
-def typicality_sentence(value: float, reference: np.ndarray, what: str = "ELBO") -> str:
-    """How an image's score compares with the test set's, in one sentence."""
-    below = float((reference < value).mean() * 100)
-    if below >= 25:
-        verdict = "typical of MNIST: the model finds it as plausible as most test digits"
-    elif below >= 2:
-        verdict = "somewhat unusual: plausible, but less so than most test digits"
-    else:
-        verdict = "unlike MNIST: the model finds it less plausible than almost every test digit"
-    return (f"Its {what} of {value:.1f} nats is higher than that of {below:.0f}% of the test digits "
-            f"(median {np.median(reference):.1f}): {verdict}.")
+@torch.no_grad()
+def per_image_log_likelihood(model: VAE, images, num_importance_samples: int = 200, seed: int = 0) -> np.ndarray:
+    """Importance-sampled log p(x) of each image (N, ...) in nats: for percentiles."""
+    x = _tensor(model, images).reshape(-1, *model.config.image_shape)
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    return torch.cat([importance_sampled_log_likelihood(model, x[i:i + 100], num_importance_samples,
+                                                        chunk_size=min(200, num_importance_samples), generator=g)
+                      for i in range(0, len(x), 100)]).cpu().numpy()
+
+
+def percentile_among(value: float, reference: np.ndarray) -> float:
+    """The share of `reference` below `value`, in percent."""
+    return float((np.asarray(reference) < value).mean() * 100)
+
+
+def score_sentence(what: str, value: float, reference: np.ndarray) -> str:
+    """Where a score stands among the test digits', in one sentence and nothing more."""
+    return (f"{what} {value:.1f} nats: higher than {percentile_among(value, reference):.0f}% of the test "
+            f"digits (their median: {np.median(reference):.1f}).")
+
+
+@dataclass(frozen=True)
+class Surprise:
+    name: str
+    image: np.ndarray   # (H, W)
+    elbo: float
+
+
+def likelihood_surprises(model: VAE, digit) -> list[Surprise]:
+    """A real digit beside images that are no digit at all (a blank page, a single thin stroke),
+    each with its ELBO: the blank ones often score higher, because a likelihood measures how
+    easy an image is to encode, not how much it looks like the training data."""
+    h, w = model.config.image_height, model.config.image_width
+    blank = np.zeros((h, w), np.float32)
+    stroke = blank.copy()
+    stroke[h // 4:3 * h // 4, w // 2] = 1.0
+    dot = blank.copy()
+    dot[h // 2 - 1:h // 2 + 1, w // 2 - 1:w // 2 + 1] = 1.0
+    shown = [("this digit", np.asarray(digit, np.float32)), ("a blank image", blank),
+             ("one thin stroke", stroke), ("a dot", dot)]
+    return [Surprise(name, image, analyse_image(model, image).elbo) for name, image in shown]
