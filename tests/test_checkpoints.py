@@ -94,7 +94,7 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(trained_ru
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed")
-    monkeypatch.setattr(ckpts, "save_file", crash)
+    monkeypatch.setattr(ckpts, "safetensors_bytes", crash)
     zeros = {k: torch.zeros_like(v) for k, v in ckpt.weights.items()}
     with pytest.raises(KeyboardInterrupt):
         ckpts.save_checkpoint(run, kind="vae", model_config=ckpt.model_config, train_config=ckpt.train_config,

@@ -16,7 +16,7 @@ from vae_core.config import ConfigError, with_changes
 from vae_core.data import Split, synthetic_dataset
 from vae_core.config import M2Config, M2TrainConfig
 from vae_core.m2.explore import analogies, classify, generate, generative_posterior
-from vae_core.m2.m1 import check_m1, find_m1_run, weights_digest
+from vae_core.m2.m1 import check_m1, find_m1, find_m1_run, weights_digest
 from vae_core.m2.model import build_m2
 from vae_core.m2.objective import class_bounds, evaluate_split, labelled_bound, unlabelled_bound
 from vae_core.m2.task import balanced_labelled_subset, make_task
@@ -266,27 +266,33 @@ def test_m1_plus_m2_keeps_only_the_active_units_of_m1(tmp_path):
     assert find_m1_run(str(tmp_path / "m1"), tmp_path / "shipped" / "m1m2") == tmp_path / "shipped" / "m1"
     assert find_m1_run(str(tmp_path / "m1")) == tmp_path / "m1"  # no M2 run given: as recorded
     assert 0.0 <= evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")["test_accuracy"] <= 1.0
-    # Another M1 of the same shape in its place is refused (a model that recorded no digest,
-    # as older runs, trusts it).
+    # Another M1 of the same shape in its place is refused, by the digest of its weights.
     train(ModelConfig(latent_dim=6, hidden_dim=32), TrainConfig(dataset="synthetic", epochs=1, device="cpu",
                                                                     seed=1), tmp_path / "other")
     (tmp_path / "shipped" / "m1").rename(tmp_path / "m1-original")
     (tmp_path / "other").rename(tmp_path / "shipped" / "m1")
     with pytest.raises(ConfigError, match="not the M1 this model was trained on"):
         evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")
-    other, _ = load_model(tmp_path / "shipped" / "m1")
-    check_m1(with_changes(model.config, m1_digest=""), weights_digest(other), "other")
-    (tmp_path / "shipped" / "m1").rename(tmp_path / "other")
+    # An impostor at the recorded path does not shadow the true M1 beside the M2 run: identity
+    # is the digest, not the name.
+    (tmp_path / "shipped" / "m1").rename(tmp_path / "m1")
     (tmp_path / "m1-original").rename(tmp_path / "shipped" / "m1")
-    # An M1 of another latent size in its place is refused, as is no M1 at all.
+    assert find_m1_run(str(tmp_path / "m1"), tmp_path / "shipped" / "m1m2") == tmp_path / "m1"
+    assert find_m1(model.config, str(tmp_path / "m1"), tmp_path / "shipped" / "m1m2")[1] == tmp_path / "shipped" / "m1"
+    assert 0.0 <= evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")["test_accuracy"] <= 1.0
+    # A model that records no digest cannot tell its M1 from another: refused.
+    other, _ = load_model(tmp_path / "m1")
+    with pytest.raises(ConfigError, match="does not record which M1"):
+        check_m1(with_changes(model.config, m1_digest=""), other, weights_digest(other), "other")
+    # An M1 whose latent units the model's inputs do not fit is refused, as is no M1 at all.
     train(ModelConfig(latent_dim=3, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1, device="cpu"),
               tmp_path / "small")
+    small, _ = load_model(tmp_path / "small")
+    with pytest.raises(ConfigError, match="reads 4 of M1's latent units, which small does not have"):
+        check_m1(with_changes(model.config, m1_digest=weights_digest(small)), small, weights_digest(small),
+                 tmp_path / "small")
     (tmp_path / "shipped" / "m1").rename(tmp_path / "elsewhere")
-    (tmp_path / "small").rename(tmp_path / "shipped" / "m1")
-    with pytest.raises(ConfigError, match="reads M1's unit 5, but the M1 run has 3 latent units"):
-        evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")
-    (tmp_path / "shipped" / "m1").rename(tmp_path / "small")
-    with pytest.raises(ckpts.CheckpointError, match="no such run folder"):
+    with pytest.raises(ConfigError, match="was not found: .*m1: no such run folder"):
         evaluate_m2_run(tmp_path / "shipped" / "m1m2", device="cpu")
 
 

@@ -5,27 +5,42 @@
     trainer.safetensors    optimizer tensors, RNG states, the current epoch's permutation; its
                            metadata holds counters and the optimizer's hyper-parameters
 
-Nothing is ever unpickled, so a checkpoint from an untrusted source cannot run code. Loading
-weights into a model checks every name, shape and value against the model its config builds.
+Nothing is ever unpickled, so a checkpoint from an untrusted source cannot run code. Each file's
+header is read and checked first (every tensor's dtype, shape and place in the file); the
+model is built on the meta device, so its config's size is weighed against the memory budget
+and its weights' names, shapes and dtypes are compared with the header before any tensor is
+allocated; values are then read into place and checked to be finite.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save as safetensors_bytes
 
+from .budget import over_budget
 from .config.base import Config
 from .store import (WEIGHTS, CheckpointError, RunRecord, current_state_name, new_state_folder,
-                    read_state_record, state_folder, switch_to)
+                    open_in_run, parse_json, read_state_record, state_folder, switch_to, write_new_file)
+from . import store
 
 Tensors = dict[str, torch.Tensor]
+BEST, TRAINER = "best.safetensors", "trainer.safetensors"
+# A loaded model takes its weights and room to compute with them.
+LOAD_FACTOR = 2
+MAX_TENSORS = 100_000
+# The bytes per element of every safetensors dtype, and the torch dtypes a checkpoint may hold:
+# float32 weights and optimizer state, uint8 RNG states, an int64 permutation.
+ITEM_SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
+              "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8}
+DTYPES = {"F32": torch.float32, "U8": torch.uint8, "I64": torch.int64}
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 
 @dataclass
@@ -35,12 +50,10 @@ class Checkpoint(RunRecord):
     best_weights: Tensors | None = field(default=None, repr=False)
     trainer_tensors: Tensors | None = field(default=None, repr=False)
     trainer_meta: dict | None = None
+    state: Path | None = None        # the state folder it was read from
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
+# --- writing ---------------------------------------------------------------------------------
 
 def _contiguous_cpu(tensors: Tensors) -> Tensors:
     return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
@@ -51,82 +64,241 @@ def save_checkpoint(run_dir: str | Path, *, kind: str, model_config: Config, tra
                     trainer_tensors: Tensors | None = None, trainer_meta: dict | None = None) -> Path:
     """Write a complete checkpoint into a new state folder, then switch `run.json` to it."""
     run_dir = Path(run_dir)
-    state = new_state_folder(run_dir, RunRecord(run_dir, kind, model_config, train_config, history))
-    files = {WEIGHTS: weights, "best.safetensors": best_weights, "trainer.safetensors": trainer_tensors}
-    for filename, tensors in files.items():
-        if tensors is None:
-            continue
-        meta = {"trainer": json.dumps(trainer_meta)} if filename == "trainer.safetensors" else None
-        save_file(_contiguous_cpu(tensors), str(state / filename), metadata=meta)
-        _fsync_file(state / filename)
-    switch_to(run_dir, state)
+    try:
+        state = new_state_folder(run_dir, RunRecord(run_dir, kind, model_config, train_config, history))
+        files = {WEIGHTS: weights, BEST: best_weights, TRAINER: trainer_tensors}
+        for filename, tensors in files.items():
+            if tensors is None:
+                continue
+            meta = {"trainer": json.dumps(trainer_meta)} if filename == TRAINER else None
+            write_new_file(state / filename, safetensors_bytes(_contiguous_cpu(tensors), metadata=meta))
+        switch_to(run_dir, state)
+    except OSError as exc:
+        raise CheckpointError(run_dir, f"cannot be written ({exc.strerror or type(exc).__name__})", run_dir) from None
     return state
 
 
-def _read_tensors(path: Path) -> tuple[Tensors, dict[str, str]]:
-    if not path.is_file():
-        raise CheckpointError(path, "file is missing")
+# --- reading ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int                     # byte offsets in the data that follows the header
+    end: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.begin
+
+
+@dataclass
+class TensorFile:
+    """An open safetensors file whose header has been checked; tensors are read on demand."""
+    path: Path
+    run: Path
+    file: BinaryIO
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str]
+    data_start: int
+
+    def fail(self, problem: str) -> CheckpointError:
+        return CheckpointError(self.path, problem, self.run)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors.values())
+
+    def read(self, name: str) -> torch.Tensor:
+        """One tensor, read straight into its own memory (one copy, no mapping of the file)."""
+        info = self.tensors[name]
+        if info.dtype not in DTYPES:
+            raise self.fail(f"tensor {name} is {info.dtype}; a checkpoint holds only "
+                            f"{', '.join(DTYPES)} tensors")
+        tensor = torch.empty(info.shape, dtype=DTYPES[info.dtype])
+        if info.nbytes:
+            buffer = memoryview(tensor.reshape(-1).view(torch.uint8).numpy())
+            self.file.seek(self.data_start + info.begin)
+            done = 0
+            while done < info.nbytes:
+                count = self.file.readinto(buffer[done:])
+                if not count:
+                    raise self.fail("ends early: the file is truncated")
+                done += count
+        return tensor
+
+    def read_all(self) -> Tensors:
+        return {name: self.read(name) for name in self.tensors}
+
+
+def _check_entry(name: Any, entry: Any, data_size: int, fail: Callable[[str], CheckpointError]) -> TensorInfo:
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise fail(f"header entry {name!r} is not a tensor description")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in ITEM_SIZES:
+        raise fail(f"tensor {name} has an unknown dtype {json.dumps(dtype)[:20]}")
+    if not isinstance(shape, list) or len(shape) > 8 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise fail(f"tensor {name} has a bad shape {json.dumps(shape)[:40]}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) for n in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data_size):
+        raise fail(f"tensor {name} lies outside the file (offsets {json.dumps(offsets)[:40]}); the file "
+                   "is corrupt or truncated")
+    if offsets[1] - offsets[0] != math.prod(shape) * ITEM_SIZES[dtype]:
+        raise fail(f"tensor {name}: shape {tuple(shape)} of {dtype} does not fill its "
+                   f"{offsets[1] - offsets[0]} bytes")
+    return TensorInfo(dtype, tuple(shape), offsets[0], offsets[1])
+
+
+def open_tensors(run_dir: Path, folder: Path, filename: str) -> TensorFile:
+    """Open a safetensors file of a state folder and check its header: its size, its JSON, and
+    each tensor's dtype, shape and bytes (inside the file, not overlapping)."""
+    path = folder / filename
+    file = open_in_run(run_dir, folder.name, filename)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        return load_file(str(path)), meta
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(path, f"not a readable safetensors file ({exc}); "
-                                    "it is corrupt or truncated") from None
+        def fail(problem: str) -> CheckpointError:
+            return CheckpointError(path, problem, run_dir)
+        size = os.fstat(file.fileno()).st_size
+        head = file.read(8)
+        if len(head) < 8:
+            raise fail("not a readable safetensors file (too short); it is corrupt or truncated")
+        length = int.from_bytes(head, "little")
+        if length > min(size - 8, store.MAX_JSON_BYTES):
+            raise fail(f"not a readable safetensors file (its header claims {length} bytes); it is "
+                       "corrupt or truncated")
+        header = parse_json(file.read(length), path, run_dir)
+        if not isinstance(header, dict):
+            raise fail("not a readable safetensors file (its header is not a JSON object); it is corrupt")
+        metadata = header.pop("__metadata__", None) or {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise fail("safetensors metadata must map names to texts")
+        if len(header) > MAX_TENSORS:
+            raise fail(f"{len(header)} tensors, more than {MAX_TENSORS}")
+        data_size = size - 8 - length
+        tensors = {name: _check_entry(name, entry, data_size, fail) for name, entry in header.items()}
+        previous_end = 0
+        for info in sorted(tensors.values(), key=lambda t: (t.begin, t.end)):
+            if info.begin < previous_end:
+                raise fail("two tensors share bytes; the file is corrupt")
+            previous_end = info.end
+        return TensorFile(path, run_dir, file, tensors, metadata, 8 + length)
+    except BaseException:
+        file.close()
+        raise
 
 
-def _read_state(run_dir: Path, folder: Path, with_training_state: bool) -> Checkpoint:
+def _check_against(tensors: TensorFile, expected: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> None:
+    """Every weight the model needs, of its shape and dtype, and nothing else."""
+    missing = sorted(set(expected) - set(tensors.tensors))
+    unexpected = sorted(set(tensors.tensors) - set(expected))
+    if missing or unexpected:
+        raise tensors.fail("weights do not match the config: "
+                           + (f"missing {', '.join(missing[:5])}" if missing else "")
+                           + ("; " if missing and unexpected else "")
+                           + (f"unexpected {', '.join(unexpected[:5])}" if unexpected else ""))
+    for name, (shape, dtype) in expected.items():
+        info = tensors.tensors[name]
+        if info.shape != shape:
+            raise tensors.fail(f"weight {name} has shape {info.shape} but the config needs {shape}")
+        if info.dtype != DTYPE_NAMES.get(dtype):
+            raise tensors.fail(f"weight {name} is {info.dtype} but the model needs "
+                               f"{DTYPE_NAMES.get(dtype, dtype)}")
+
+
+def _finite(tensors: TensorFile, values: Tensors) -> Tensors:
+    for name, value in values.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise tensors.fail(f"weight {name} contains NaN or infinite values")
+    return values
+
+
+def meta_model(build: Callable[[RunRecord], torch.nn.Module], record: RunRecord) -> torch.nn.Module:
+    """The model a record's config builds, on the meta device: shapes without memory."""
+    with torch.device("meta"):
+        return build(record)
+
+
+def expected_weights(model: torch.nn.Module) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    return {name: (tuple(t.shape), t.dtype) for name, t in model.state_dict().items()}
+
+
+def weights_bytes(model: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+Build = Callable[[RunRecord], torch.nn.Module]
+
+
+def _read_state(run_dir: Path, folder: Path, with_training_state: bool,
+                build: Build | None) -> tuple[torch.nn.Module | None, Checkpoint]:
     record = read_state_record(run_dir, folder)
-    ckpt = Checkpoint(record.path, record.kind, record.model_config, record.train_config, record.history)
-    ckpt.weights, _ = _read_tensors(folder / WEIGHTS)
-    if with_training_state:
-        if (folder / "best.safetensors").is_file():
-            ckpt.best_weights, _ = _read_tensors(folder / "best.safetensors")
-        if (folder / "trainer.safetensors").is_file():
-            ckpt.trainer_tensors, meta = _read_tensors(folder / "trainer.safetensors")
-            try:
-                ckpt.trainer_meta = json.loads(meta["trainer"])
-            except (KeyError, ValueError):
-                raise CheckpointError(folder / "trainer.safetensors", "training metadata is missing "
-                                                                      "or corrupt") from None
-    return ckpt
+    ckpt = Checkpoint(record.path, record.kind, record.model_config, record.train_config, record.history,
+                      state=folder)
+    names = [WEIGHTS] + [name for name in (BEST, TRAINER) if with_training_state
+                         and os.path.lexists(folder / name)]
+    files = {}
+    try:
+        for name in names:
+            files[name] = open_tensors(run_dir, folder, name)
+        meta = meta_model(build, record) if build is not None else None
+        need = sum(f.nbytes for f in files.values()) + (LOAD_FACTOR - 1) * files[WEIGHTS].nbytes
+        if meta is not None:
+            need = max(need, LOAD_FACTOR * weights_bytes(meta))
+        problem = over_budget(need, "this model")
+        if problem:
+            raise CheckpointError(folder / "config.json", problem, run_dir)
+        for name in (WEIGHTS, BEST):
+            if name in files and meta is not None:
+                _check_against(files[name], expected_weights(meta))
+        ckpt.weights = _finite(files[WEIGHTS], files[WEIGHTS].read_all())
+        if BEST in files:
+            ckpt.best_weights = _finite(files[BEST], files[BEST].read_all())
+        if TRAINER in files:
+            trainer = files[TRAINER]
+            ckpt.trainer_tensors = trainer.read_all()
+            if "trainer" not in trainer.metadata:
+                raise trainer.fail("training metadata is missing")
+            ckpt.trainer_meta = parse_json(trainer.metadata["trainer"].encode("utf-8"), trainer.path, run_dir)
+            if not isinstance(ckpt.trainer_meta, dict):
+                raise trainer.fail("training metadata is not a JSON object")
+    finally:
+        for f in files.values():
+            f.file.close()
+    if meta is None:
+        return None, ckpt
+    # The meta model takes the weights just read as its own: no second copy, no initialisation.
+    model = meta.to_empty(device="cpu")
+    model.load_state_dict(ckpt.weights, assign=True)
+    return model, ckpt
 
 
-def read_checkpoint(run_dir: str | Path, with_training_state: bool = False) -> Checkpoint:
-    """Read and validate a run's configs, history and weights (and optimizer state if asked)."""
+def _read(run_dir: str | Path, with_training_state: bool, build: Build | None):
     run_dir = Path(run_dir)
     for _ in range(3):
         folder = state_folder(run_dir)
         try:
-            return _read_state(run_dir, folder, with_training_state)
+            return _read_state(run_dir, folder, with_training_state, build)
         except CheckpointError:
             # A training process may have saved a newer state and removed this one meanwhile.
             if current_state_name(run_dir) == folder.name:
                 raise
-    return _read_state(run_dir, state_folder(run_dir), with_training_state)
+    return _read_state(run_dir, state_folder(run_dir), with_training_state, build)
 
 
-def load_weights(model: torch.nn.Module, ckpt: Checkpoint, weights: Tensors | None = None) -> torch.nn.Module:
-    """Load a checkpoint's weights (or `weights`) into the model its config built, checking that
-    every name and shape matches and every value is finite."""
-    weights = ckpt.weights if weights is None else weights
-    expected = model.state_dict()
-    path = state_folder(ckpt.path) / WEIGHTS
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(path, "weights do not match the config: "
-                              + (f"missing {', '.join(missing[:5])}" if missing else "")
-                              + ("; " if missing and unexpected else "")
-                              + (f"unexpected {', '.join(unexpected[:5])}" if unexpected else ""))
-    for key, tensor in expected.items():
-        if tuple(weights[key].shape) != tuple(tensor.shape):
-            raise CheckpointError(path, f"weight {key} has shape {tuple(weights[key].shape)} but the "
-                                        f"config needs {tuple(tensor.shape)}")
-        if not torch.isfinite(weights[key]).all():
-            raise CheckpointError(path, f"weight {key} contains NaN or infinite values")
-    model.load_state_dict(weights)
-    return model
+def read_checkpoint(run_dir: str | Path, with_training_state: bool = False) -> Checkpoint:
+    """Read and validate a run's configs, history and weights (and optimizer state if asked),
+    without a model: every file's header is checked and its size weighed against the budget."""
+    return _read(run_dir, with_training_state, None)[1]
+
+
+def load_checkpoint(run_dir: str | Path, build: Build,
+                    with_training_state: bool = False) -> tuple[torch.nn.Module, Checkpoint]:
+    """A run's model, as `build` makes it from the record, with its weights, and its checkpoint.
+    The model is first built on the meta device: its size is weighed against the memory budget
+    and its weights' names, shapes and dtypes are compared with the files' headers before any
+    tensor is allocated; the weights must be finite."""
+    return _read(run_dir, with_training_state, build)
 
 
 def update_summary(run_dir: str | Path, **values: Any) -> None:
@@ -144,3 +316,10 @@ def drop_training_state(run_dir: str | Path) -> None:
     ckpt = read_checkpoint(run_dir)
     save_checkpoint(ckpt.path, kind=ckpt.kind, model_config=ckpt.model_config,
                     train_config=ckpt.train_config, weights=ckpt.weights, history=ckpt.history)
+
+
+def run_size(run_dir: str | Path) -> int:
+    """The bytes of a run's current state: its files, as they are (links are not followed)."""
+    folder = state_folder(run_dir)
+    return sum(os.lstat(p).st_size for p in folder.iterdir()) + os.lstat(Path(run_dir) / store.POINTER).st_size
+

@@ -13,7 +13,8 @@ from . import checkpoints as ckpts
 from .config.base import Config, ConfigError, with_changes
 from .device import resolve_device
 from .config.kinds import kind_of
-from .registry import KINDS, build_from_checkpoint, load_model
+from .registry import KINDS, check_training_memory, load_model
+from .store import read_record
 from .trainer import Callback, Trainer
 
 
@@ -25,6 +26,7 @@ def train(model_config: Config, config: Config, run_dir: str | Path | None = Non
     kind = KINDS[kind_of(config)]
     device = resolve_device(config.device)
     task = kind.make_task(model_config, config, data_root, device)
+    check_training_memory(kind_of(config), task.model_config, task.config)
     torch.manual_seed(config.seed)
     model = kind.build_model(task.model_config).to(device)
     trainer = Trainer(model, task, run_dir, callbacks, stop_event)
@@ -40,11 +42,14 @@ def resume(run_dir: str | Path, epochs: int | None = None, data_root: str | Path
     `device` and `num_threads` may differ from the first session's (the results do not).
     A new `learning_rate` applies from the next step on (the optimiser keeps its moments); the
     config then holds it, and every epoch's record in the history holds the one it used."""
-    ckpt = ckpts.read_checkpoint(run_dir, with_training_state=True)
     changes = dict(epochs=epochs, device=device, num_threads=num_threads, learning_rate=learning_rate)
-    config = with_changes(ckpt.train_config, **{k: v for k, v in changes.items() if v is not None})
+    changes = {k: v for k, v in changes.items() if v is not None}
+    record = read_record(run_dir)
+    check_training_memory(record.kind, record.model_config, with_changes(record.train_config, **changes))
+    model, ckpt = load_model(run_dir, with_training_state=True)
+    config = with_changes(ckpt.train_config, **changes)
     dev = resolve_device(config.device)
-    model = build_from_checkpoint(ckpt, device=dev)
+    model = model.to(dev)
     task = KINDS[ckpt.kind].make_task(ckpt.model_config, config, data_root, dev, run_dir)
     trainer = Trainer(model, task, run_dir, callbacks, stop_event)
     trainer.restore(ckpt)

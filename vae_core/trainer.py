@@ -22,7 +22,8 @@ import torch
 
 from . import checkpoints as ckpts
 from .config.base import Config, LoopConfig
-from .trainer_state import flatten_optimizer, make_optimizer, restore_rng, rng_tensors, unflatten_optimizer
+from .trainer_state import (check_training_state, flatten_optimizer, make_optimizer, restore_rng, rng_tensors,
+                            unflatten_optimizer)
 
 # Validation and test scores use batches of this size and noise from this seed, the same every
 # epoch, so that epochs compare fairly.
@@ -297,8 +298,13 @@ class Trainer:
         """Continue from a checkpoint's optimizer, RNG and progress counters."""
         if ckpt.trainer_meta is None or ckpt.trainer_tensors is None:
             raise ckpts.CheckpointError(ckpt.path, "has no training state to resume from "
-                                                   "(it was saved without the optimizer)")
+                                                   "(it was saved without the optimizer)", ckpt.path)
         meta, tensors = ckpt.trainer_meta, ckpt.trainer_tensors
+        problem = check_training_state(meta, tensors, self.optimizer, self.generator, self.task.num_train,
+                                       self.steps_per_epoch, len(ckpt.epochs))
+        if problem:
+            state = ckpt.state or ckpt.path
+            raise ckpts.CheckpointError(state / "trainer.safetensors", problem, ckpt.path)
         self.optimizer.load_state_dict(unflatten_optimizer(
             {k: v.to(self.device) for k, v in tensors.items()}, meta["optimizer"]))
         restore_rng(tensors, self.generator)

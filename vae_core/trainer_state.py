@@ -3,9 +3,13 @@ safetensors file and JSON-ready metadata, never a pickle."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import torch
 
 from .config.base import LoopConfig
+from .store import is_number
 
 
 def make_optimizer(model: torch.nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
@@ -56,3 +60,90 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = value
     return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _same_kind(saved: Any, fresh: Any) -> bool:
+    """A saved hyper-parameter of the kind the fresh optimizer has (JSON turns tuples to lists)."""
+    if isinstance(fresh, bool) or fresh is None:
+        return saved is None or isinstance(saved, bool)
+    if isinstance(fresh, (int, float)):
+        return is_number(saved)
+    if isinstance(fresh, (tuple, list)):
+        return isinstance(saved, list) and len(saved) == len(fresh) and all(is_number(v) for v in saved)
+    return type(saved) is type(fresh)
+
+
+def check_training_state(meta: Any, tensors: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+                         generator: torch.Generator, num_train: int, steps_per_epoch: int,
+                         epochs_recorded: int) -> str | None:
+    """Why a checkpoint's training state (trainer.safetensors: its metadata and tensors) cannot
+    resume this optimizer and this training set, naming the field; None when it can."""
+    if not isinstance(meta, dict):
+        return "training metadata: expected a JSON object"
+    for key in ("epoch", "step_in_epoch", "global_step", "best_epoch", "bad_epochs"):
+        if not _whole(meta.get(key)):
+            return f"{key}: expected a whole number >= 0, got {json.dumps(meta.get(key))[:40]}"
+    for key in ("best_metric", "wall_seconds"):
+        if not is_number(meta.get(key)):
+            return f"{key}: expected a number, got {json.dumps(meta.get(key))[:40]}"
+    if meta["epoch"] != epochs_recorded:
+        return f"epoch: {meta['epoch']}, but history.json records {epochs_recorded} epochs"
+    if meta["best_epoch"] > meta["epoch"]:
+        return f"best_epoch: {meta['best_epoch']} is after the last epoch, {meta['epoch']}"
+    if meta["step_in_epoch"] >= steps_per_epoch:
+        return f"step_in_epoch: {meta['step_in_epoch']}, but an epoch has {steps_per_epoch} steps"
+    sums = meta.get("epoch_sums")
+    if not isinstance(sums, dict) or not all(is_number(v) for v in sums.values()):
+        return "epoch_sums: expected an object of numbers"
+    saved = meta.get("optimizer")
+    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list) \
+            or not isinstance(saved.get("scalars", {}), dict):
+        return "optimizer: expected {\"param_groups\": [...], \"scalars\": {...}}"
+    fresh_groups = optimizer.state_dict()["param_groups"]
+    if len(saved["param_groups"]) != len(fresh_groups):
+        return f"optimizer.param_groups: {len(saved['param_groups'])} groups, the model has {len(fresh_groups)}"
+    for group, fresh in zip(saved["param_groups"], fresh_groups):
+        # Keys a newer torch added may be absent (the optimizer fills in their defaults).
+        if not isinstance(group, dict) or not set(group) <= set(fresh) or group.get("params") != fresh["params"]:
+            return "optimizer.param_groups: not those of this model's optimizer"
+        for key, value in group.items():
+            if key != "params" and not _same_kind(value, fresh[key]):
+                return f"optimizer.param_groups.{key}: got {json.dumps(value)[:40]}"
+    if saved.get("scalars"):
+        return "optimizer.scalars: this optimizer keeps no scalars"
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    # The state a step gives each parameter, e.g. Adam: step (a scalar), exp_avg and exp_avg_sq.
+    probe = {"adam": ("step", "exp_avg", "exp_avg_sq"), "adagrad": ("step", "sum")}
+    names = probe["adagrad" if isinstance(optimizer, torch.optim.Adagrad) else "adam"]
+    state = {name: t for name, t in tensors.items() if name.startswith("optimizer.")}
+    if state:
+        expected = {f"optimizer.{i}.{key}": (() if key == "step" else tuple(p.shape))
+                    for i, p in enumerate(params) for key in names}
+        if set(state) != set(expected):
+            odd = sorted(set(state) ^ set(expected))[:3]
+            return f"optimizer state: does not match this model's parameters ({', '.join(odd)})"
+        for name, shape in expected.items():
+            if tuple(state[name].shape) != shape or state[name].dtype != torch.float32:
+                return f"{name}: expected float32 of shape {shape}"
+            if not torch.isfinite(state[name]).all():
+                return f"{name}: contains NaN or infinite values"
+    for name, reference in (("rng.cpu", torch.get_rng_state()), ("rng.data", generator.get_state())):
+        value = tensors.get(name)
+        if value is None:
+            return f"{name}: missing"
+        if value.dtype != torch.uint8 or value.shape != reference.shape:
+            return f"{name}: expected uint8 of shape {tuple(reference.shape)}"
+    permutation = tensors.get("permutation")
+    if meta["step_in_epoch"] and permutation is None:
+        return "permutation: missing, but the run stopped inside an epoch"
+    if permutation is not None and (permutation.dtype != torch.int64 or permutation.shape != (num_train,)
+                                    or not torch.equal(permutation.sort().values, torch.arange(num_train))):
+        return f"permutation: expected a permutation of the {num_train} training examples"
+    unknown = sorted(set(tensors) - set(state) - {"rng.cpu", "rng.data", "rng.cuda", "permutation"})
+    if unknown:
+        return f"unexpected tensors {', '.join(unknown[:3])}"
+    return None

@@ -118,6 +118,19 @@ class M2Task:
         return evaluate_split(model, part, generator, digits)
 
 
+def step_values(model_config: M2Config, config: M2TrainConfig) -> int:
+    """About how many values a training step computes, for the memory estimate: the classifier
+    on every example, the encoder and decoder once per class for an unlabelled example (the
+    bound sums over y) and once for a labelled one. An M1+M2 model's inputs are M1's features,
+    which a new run has not chosen yet: counted as pixels, an upper bound."""
+    c = model_config
+    h, z, k, d = c.hidden_dim, c.latent_dim, c.num_classes, c.input_dim
+    out = d if c.likelihood == "bernoulli" else 2 * d
+    classifier = d + 2 * c.classifier_layers * h + k
+    per_class = 2 * h + 4 * z + 2 * h + 2 * out
+    return config.batch_size * (classifier + k * per_class) + config.labelled_batch_size * (classifier + per_class)
+
+
 def make_task(model_config: M2Config, config: M2TrainConfig, data_root, device: torch.device,
               run_dir: str | Path | None = None) -> M2Task:
     """The task for a model config (of the run in `run_dir`, if it exists already). For a new

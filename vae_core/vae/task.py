@@ -93,6 +93,22 @@ def load_training_data(config: TrainConfig, data_root: str | Path | None, device
     return data.to(device)
 
 
+def step_values(model_config: ModelConfig, config: TrainConfig) -> int:
+    """About how many values a training step computes (each layer's output and activation), for
+    the memory estimate: the encoder once per image, the decoder once per sample of z."""
+    c = model_config
+    h, z, d = c.hidden_dim, c.latent_dim, c.input_dim
+    out = d if c.likelihood == "bernoulli" else 2 * d
+    if c.architecture == "conv":
+        pixels = c.image_height * c.image_width
+        convs = 2 * (32 * pixels // 4 + 64 * pixels // 16)  # the two stride-2 layers, and their activations
+        encoder, decoder = d + convs + 2 * h + 2 * z, 2 * h + convs + 2 * out
+    else:
+        encoder, decoder = d + 2 * c.hidden_layers * h + 2 * z, 2 * c.hidden_layers * h + 2 * out
+    per_image = encoder + config.num_samples * (2 * z + decoder)
+    return config.batch_size * per_image
+
+
 def make_task(model_config: ModelConfig, config: TrainConfig, data_root: str | Path | None,
               device: torch.device, run_dir: str | Path | None = None) -> VAETask:
     """The training task of a VAE config (`run_dir` is not needed: the data say it all)."""
@@ -106,6 +122,9 @@ def evaluate_test(model: VAE, record: RunRecord, data_root: str | Path | None, d
     active units (Var_x E[z_u|x] > 0.01) and per-dimension KL on the dataset's test split."""
     config = record.train_config
     test = prepare(load_dataset(config.dataset, data_root), config.binarization, config.seed).test
+    if tuple(record.model_config.image_shape) != tuple(test.images.shape[1:]):
+        raise ConfigError(f"image size: the model takes {record.model_config.image_shape} images but "
+                          f"{config.dataset} images are {tuple(test.images.shape[1:])}, so it cannot be tested on them")
     images = test.images.to(device)
     start = time.perf_counter()
     result: dict[str, Any] = {f"test_{k}": v for k, v in evaluate_elbo(model, images).items()}
