@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import commands
-from .checkpoints import drop_training_state, read_checkpoint
+from .checkpoints import drop_training_state, run_size
 from .config.base import Config, ConfigError, flag_settings, from_dict
 from .data import DataError
 from .config.kinds import CONFIG_CLASSES
 from .progress import JsonLines, ProgressBar
+from .registry import load_model
 from .report import run_summary
-from .store import CheckpointError, create_run_dir, list_runs
+from .store import CheckpointError, check_run_name, create_run_dir, list_runs, shown
 from .trainer import NonFiniteLossError, SanityCheckError
 
 DEFAULT_RUNS = "runs"
@@ -103,8 +104,9 @@ def configs_from_args(args: argparse.Namespace) -> tuple[str, Config, Config]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     kind, model_config, train_config = configs_from_args(args)
-    name = args.name or (f"m2-{train_config.dataset}-{train_config.num_labels}labels" if kind == "m2"
-                         else f"{model_config.architecture}-{train_config.dataset}-z{model_config.latent_dim}")
+    name = check_run_name(args.name) if args.name else (
+        f"m2-{train_config.dataset}-{train_config.num_labels}labels" if kind == "m2"
+        else f"{model_config.architecture}-{train_config.dataset}-z{model_config.latent_dim}")
     run_dir = create_run_dir(args.runs_dir, name)
     print(f"run folder: {run_dir}", file=sys.stderr)
     stop = threading.Event()
@@ -137,10 +139,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     for run in list_runs(*args.dirs):
         if run.error:
-            print(f"{run.name:32s} unreadable: {run.error}")
+            print(f"{shown(run.name):32s} unreadable: {run.error}")
             continue
         s = run_summary(run.record)
-        line = f"{s.name:32s} {s.kind:4s} z={s.latent_dim:<3d} epochs={s.epochs:<4d} {s.status:13s}"
+        line = f"{shown(s.name):32s} {s.kind:4s} z={s.latent_dim:<3d} epochs={s.epochs:<4d} {s.status:13s}"
         if s.test_elbo is not None:
             line += f" test ELBO {s.test_elbo:.2f}"
         if s.test_error is not None:
@@ -150,13 +152,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_slim(args: argparse.Namespace) -> int:
-    status = read_checkpoint(args.run).summary.get("status")
+    status = load_model(args.run)[1].summary.get("status")  # every file checked against the config
     if status not in ("finished", "early-stopped"):
-        print(f"{args.run}: status is {status}; only finished runs can be slimmed", file=sys.stderr)
+        print(f"error: {shown(Path(args.run).name)}: status is {status}; only finished runs can be slimmed",
+              file=sys.stderr)
         return 2
     drop_training_state(args.run)
-    size = sum(p.stat().st_size for p in Path(args.run).rglob("*") if p.is_file())
-    print(f"{args.run}: optimizer state removed, {size / 1e6:.1f} MB")
+    print(f"{args.run}: optimizer state removed, {run_size(args.run) / 1e6:.1f} MB")
     return 0
 
 
@@ -165,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model and write a run folder")
-    train.add_argument("--name", help="run folder name (default: from the config)")
+    train.add_argument("--name", help="run folder name (default: from the config); a name that starts "
+                                      "with '-' is given as --name=NAME")
     train.add_argument("--runs-dir", default=DEFAULT_RUNS, help=f"where run folders go (default: {DEFAULT_RUNS})")
     train.add_argument("--data-root", help="folder with IDX files / download target")
     train.add_argument("--progress", choices=("bar", "jsonl", "none"), default="bar")

@@ -23,6 +23,7 @@ from typing import Any
 
 from .config.base import Config, to_dict
 from .config.kinds import kind_of
+from .store import check_run_name
 
 FINAL_STATES = ("finished", "early-stopped", "stopped", "failed")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -97,8 +98,10 @@ class JobManager:
         return None
 
     def start(self, model_config: Config, train_config: Config, name: str) -> Job:
-        """Train a new run named `name` (sanitised, made unique) in the runs folder."""
-        argv = ["train", "--runs-dir", str(self.runs_dir), "--name", name,
+        """Train a new run named `name` (sanitised, made unique) in the runs folder; a name with
+        control characters is a `ConfigError`."""
+        # --name=NAME: a name that starts with '-' is not taken for an option.
+        argv = ["train", f"--runs-dir={self.runs_dir}", f"--name={check_run_name(name)}",
                 "--config-json", config_json(model_config, train_config)]
         return self._launch(name, argv)
 
@@ -107,7 +110,8 @@ class JobManager:
         running = self.job_for_run(run_dir)
         if running is not None and running.active:
             raise RuntimeError(f"{Path(run_dir).name} is already training")
-        argv = ["resume", str(run_dir)] + (["--epochs", str(epochs)] if epochs else [])
+        # An absolute path: a folder name that starts with '-' is not taken for an option.
+        argv = ["resume", os.path.abspath(run_dir)] + (["--epochs", str(epochs)] if epochs else [])
         if learning_rate is not None:
             argv += ["--learning-rate", repr(float(learning_rate))]
         job = self._launch(Path(run_dir).name, argv)
@@ -119,7 +123,7 @@ class JobManager:
             raise RuntimeError(f"{self.max_active} jobs are already training on this server; "
                                "wait for one to finish or stop it")
         if self.data_root is not None:
-            argv += ["--data-root", str(self.data_root)]
+            argv += [f"--data-root={self.data_root}"]
         argv = [sys.executable, "-m", "vae_core", *argv, "--progress", "jsonl"]
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(PROJECT_ROOT) + os.pathsep
                    + os.environ.get("PYTHONPATH", ""))
