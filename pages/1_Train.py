@@ -3,7 +3,7 @@ stop and resume it."""
 
 import streamlit as st
 
-from ui.common import RUNS, available_runs, job_manager, page_intro, sidebar_run_picker
+from ui.common import RUNS, available_runs, job_manager, page_intro, plain, run_label, sidebar_run_picker
 from ui.config_form import float_step, section_widgets
 from vae_core.config import CONFIG_CLASSES, ConfigError, from_dict, with_changes
 from vae_core.plots import training_curves
@@ -41,7 +41,7 @@ with st.form(f"train_form_{kind}"):
                     "through the bound of a generative model, on all the unlabelled ones. On pixels "
                     "this is M2; on the latent codes of a trained VAE (M1) it is M1+M2, the paper's "
                     "best model, and about 14 s per epoch on one core (M2 on pixels: over a minute).")
-        m1_runs = {r.name: r.path for r in available_runs("vae")}
+        m1_runs = {run_label(r): r.path for r in available_runs("vae")}
         inputs = st.selectbox("Inputs", ["pixels", *m1_runs], key="form_m2_inputs",
                               format_func=lambda n: "pixels (M2)" if n == "pixels" else f"codes of the VAE {n} (M1+M2)",
                               help="M1+M2 works on the posterior means of a trained VAE; train one first "
@@ -71,10 +71,10 @@ if submitted:
 def show_job(job) -> None:
     with st.container(border=True):
         title = job.run_dir.name if job.run_dir else job.label
-        st.markdown(f"**{title}** · {job.status}")
+        st.markdown(f"**{plain(title)}** · {job.status}")
         event = job.last_event or {}
         if job.status == "failed":
-            st.error(f"Training failed: {job.error}")
+            st.error(f"Training failed: {plain(job.error or '')}")
         elif event:
             text = (f"epoch {event['epoch']}/{event['epochs']} · step {event['step']}/{event['steps_per_epoch']}"
                     f" · ETA {format_seconds(event.get('eta_seconds'))}")

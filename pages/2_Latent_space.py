@@ -101,7 +101,7 @@ def server_explorer() -> None:
 
 if latent_explorer.supports(model):
     result = latent_explorer.latent_explorer(
-        model, f"{path}:{state_key(path)}", points, labels, projection, dims, base,
+        model, state_key(path), points, labels, projection, dims, base,
         (st.session_state["z_a"], st.session_state["z_b"]), axis_titles, key="latent_explorer")
     if result.z is not None:
         st.session_state["z_a"], st.session_state["z_b"] = (float(v) for v in result.z)

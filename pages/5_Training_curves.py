@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.common import available_runs, page_intro, sidebar_run_picker
+from ui.common import available_runs, page_intro, run_label, sidebar_run_picker
 from vae_core.report import run_summary
 from vae_core.plots import training_curves
 
@@ -15,8 +15,9 @@ page_intro("Training curves", (
     "Comparing latent sizes shows the paper's Fig. 2: more latent dimensions reach a better bound, "
     "and a validation curve that turns down while training still improves is overfitting."))
 
-runs = {r.name: r for r in available_runs() + available_runs("m2")}
-chosen = st.multiselect("Runs", list(runs), default=[path.name] + [n for n in runs if n != path.name][:2],
+runs = {run_label(r): r for r in available_runs() + available_runs("m2")}
+picked = next(label for label, r in runs.items() if r.path == path)
+chosen = st.multiselect("Runs", list(runs), default=[picked] + [n for n in runs if n != picked][:2],
                         help="VAEs and semi-supervised M2 runs; an M2 run also has accuracy curves")
 QUANTITIES = {"elbo": "ELBO", "recon": "reconstruction", "kl": "KL", "accuracy": "accuracy",
               "generative_accuracy": "generative accuracy"}

@@ -132,16 +132,16 @@ def test_training_curves_overlay_runs_and_switch_quantity():
     assert not at.exception and not errors(at)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     names = [trace["name"] for trace in spec["data"]]
-    assert "mnist-mlp-z2 (validation)" in names and "mnist-mlp-z20 (train)" in names
+    assert "mnist-mlp-z2 (shipped) (validation)" in names and "mnist-mlp-z20 (shipped) (train)" in names
     assert spec["layout"]["yaxis"]["title"]["text"].startswith("ELBO")
     at.radio[0].set_value("kl").run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["yaxis"]["title"]["text"].startswith("KL")
-    at.multiselect[0].set_value(["mnist-m1m2-100labels", "mnist-mlp-z2"]).run()  # a semi-supervised run too
+    at.multiselect[0].set_value(["mnist-m1m2-100labels (shipped)", "mnist-mlp-z2 (shipped)"]).run()  # an M2 too
     at.radio[0].set_value("accuracy").run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["yaxis"]["title"]["text"] == "accuracy"
-    assert [trace["name"] for trace in spec["data"]] == ["mnist-m1m2-100labels (validation)"]
+    assert [trace["name"] for trace in spec["data"]] == ["mnist-m1m2-100labels (shipped) (validation)"]
     assert at.dataframe[0].value["test error (%)"].iloc[0] == pytest.approx(3.84)
     at.multiselect[1].set_value([]).run()
     assert "Choose at least one run" in texts(at)

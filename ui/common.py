@@ -7,6 +7,7 @@ add `ui.models`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import streamlit as st
 
 from vae_core.jobs import JobManager
 from vae_core.report import run_summary
-from vae_core.store import CheckpointError, RunInfo, RunRecord, list_runs, state_folder
+from vae_core.store import RunInfo, RunRecord, list_runs, run_fingerprint, runs_fingerprint, shown
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints"
@@ -37,21 +38,47 @@ def job_manager() -> JobManager:
     return JobManager(RUNS, data_root=os.environ.get("VAE_DATA_ROOT"))
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _listing(roots: tuple[str, ...], fingerprint: tuple) -> list[RunInfo]:
+    return list_runs(*roots)
+
+
+def all_runs() -> list[RunInfo]:
+    """Every run, shipped ones first, read once and kept until a run folder changes (seen from
+    the folders' file sizes and times, without reading them). Shared: never modify it."""
+    roots = (SHIPPED, RUNS)
+    return _listing(tuple(map(str, roots)), runs_fingerprint(*roots))
+
+
 def available_runs(kind: str = "vae") -> list[RunInfo]:
     """The readable runs of a kind, shipped ones first."""
-    return [r for r in list_runs(SHIPPED, RUNS) if r.record is not None and r.record.kind == kind]
+    return [r for r in all_runs() if r.record is not None and r.record.kind == kind]
 
 
 def unreadable_runs() -> list[RunInfo]:
-    return [r for r in list_runs(SHIPPED, RUNS) if r.error]
+    return [r for r in all_runs() if r.error]
+
+
+def is_shipped(run: RunInfo) -> bool:
+    return run.path.parent == SHIPPED
+
+
+def run_label(run: RunInfo) -> str:
+    """How a run is named on the pages: a shipped run and a user's run of the same name differ,
+    even one whose folder is named "... (shipped)"."""
+    if is_shipped(run):
+        return f"{run.name} (shipped)"
+    return f"{run.name} (not shipped)" if run.name.endswith("(shipped)") else run.name
 
 
 def state_key(path: Path) -> str:
-    """The name of a run's current state folder: changes whenever the run saves."""
-    try:
-        return state_folder(path).name
-    except CheckpointError:
-        return ""
+    """A short key that changes whenever a run folder changes (a save, or a file replaced)."""
+    return hashlib.sha256(repr((str(path), run_fingerprint(path))).encode()).hexdigest()[:16]
+
+
+def plain(text: str) -> str:
+    """Text from a run folder, escaped so that Markdown shows it as it is (no links, no maths)."""
+    return "".join("\\" + ch if ch in "\\`*_[]<>#|~$" else ch for ch in text)
 
 
 def describe(record: RunRecord) -> str:
@@ -88,12 +115,14 @@ def sidebar_run_picker(kind: str = "vae", min_latent: int = 1) -> tuple[Path, Ru
             "`python -m vae_core train --kind m2`." if kind == "m2"
             else "Train one on the **Train** page."))
         st.stop()
-    # Options are the labels themselves (unique: two folders cannot hold the same shipped name).
-    by_label = {f"{r.name}{' (shipped)' if r.path.parent == SHIPPED else ''}": r for r in runs}
+    # Options are the labels themselves (unique: a folder holds one run of a name, and a user's
+    # run never takes a shipped one's label).
+    by_label = {run_label(r): r for r in runs}
     options = list(by_label)
     picked = st.session_state.get(f"{PICKED}_{kind}")
     if picked not in options:
-        picked = next((o for o in options if by_label[o].name == DEFAULT_RUNS.get(kind)), options[0])
+        picked = next((o for o in options if by_label[o].name == DEFAULT_RUNS.get(kind) and is_shipped(by_label[o])),
+                      options[0])
     choice = st.sidebar.selectbox("Model", options, index=options.index(picked),
                                   key=f"model_picker_{kind}", help="Shipped runs and the runs you train")
     st.session_state[f"{PICKED}_{kind}"] = choice
@@ -102,8 +131,9 @@ def sidebar_run_picker(kind: str = "vae", min_latent: int = 1) -> tuple[Path, Ru
     broken = unreadable_runs()
     if broken:
         with st.sidebar.expander(f"{len(broken)} run(s) cannot be read"):
+            st.caption("Each is left out of the lists; fix or remove its folder.")
             for bad in broken:
-                st.caption(f"**{bad.name}**: {bad.error}")
+                st.caption(f"**{plain(shown(bad.name))}**: {plain(bad.error)}")
     return run.path, run.record
 
 
