@@ -1,19 +1,23 @@
-"""App speed in a real browser: cold start to the first interactive page, and slider move to
-new decoded image on the Latent space page (headless Debian Chromium through Playwright).
+"""App speed in a real browser: cold start to the first interactive page, slider move to new
+decoded image on the Latent space page, and a drawn stroke or an upload to its reconstruction on
+the Reconstruct page (headless Debian Chromium through Playwright).
 
 The explorer decodes in the browser; each key press also commits the value to the server,
 which reruns the page in the background, as a user's would.
 
-    python benchmarks/app_latency.py [--moves 40]
+    python benchmarks/app_latency.py [--moves 40] [--strokes 15] [--uploads 8]
 
 Each slider move is one ArrowRight key press on the focused z1 slider (each press commits a
 value); its latency is the time from the key press until the decoded image's caption shows
-the new value and the image has loaded.
+the new value and the image has loaded. A stroke's latency runs from the mouse button's
+release to the new reconstruction loaded on screen; an upload's from handing the file to the
+uploader to its reconstruction loaded (the importance-sampled log p(x) may still follow).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import sys
 import time
@@ -38,6 +42,8 @@ IMAGE_READY = """(expected) => {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--moves", type=int, default=40)
+    parser.add_argument("--strokes", type=int, default=15)
+    parser.add_argument("--uploads", type=int, default=8)
     args = parser.parse_args()
     if chromium_path() is None:
         sys.exit("no chromium found: apt-get install chromium")
@@ -48,6 +54,76 @@ def main() -> None:
         launched = time.perf_counter()
         with served_app() as (url, healthy_after):
             measure(page, url, healthy_after, launched, args.moves)
+            measure_drawing(page, url, args.strokes)
+            measure_uploads(page, url, args.uploads)
+
+
+RECONSTRUCTION_CHANGED = """(before) => {
+    const images = document.querySelectorAll('[data-testid="stImage"] img');
+    const image = images[1];
+    return !!image && image.src !== before && image.complete && image.naturalWidth > 0;
+}"""
+
+
+def _reconstruction_src(page) -> str:
+    images = page.locator('[data-testid="stImage"] img')
+    return images.nth(1).get_attribute("src") if images.count() > 1 else ""
+
+
+def _summary(name: str, latencies: list[float]) -> None:
+    latencies = sorted(latencies)
+    p90 = latencies[int(0.9 * (len(latencies) - 1))]
+    print(f"{name} over {len(latencies)}: median {statistics.median(latencies):.0f} ms, p90 {p90:.0f} ms, "
+          f"min {latencies[0]:.0f} ms, max {latencies[-1]:.0f} ms")
+
+
+def measure_drawing(page, url: str, strokes: int) -> None:
+    page.goto(url + "/Reconstruct")
+    wait_idle(page)
+    page.get_by_text("draw", exact=True).first.click()
+    canvas = page.locator(".drawing-pad canvas").first
+    canvas.wait_for()
+    wait_idle(page)
+    latencies = []
+    for i in range(strokes):
+        if i % 3 == 0 and i:
+            page.get_by_role("button", name="Clear").click()
+            page.get_by_text("Draw a digit on the pad").wait_for()
+            wait_idle(page)
+        box = canvas.bounding_box()
+        x = box["x"] + box["width"] * (0.3 + 0.2 * (i % 3))
+        before = _reconstruction_src(page)
+        page.mouse.move(x, box["y"] + 0.15 * box["height"])
+        page.mouse.down()
+        page.mouse.move(x + 0.1 * box["width"], box["y"] + 0.85 * box["height"], steps=8)
+        t0 = time.perf_counter()
+        page.mouse.up()
+        page.wait_for_function(RECONSTRUCTION_CHANGED, arg=before, polling="raf", timeout=30_000)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        wait_idle(page)
+    _summary("stroke (pointer up) to new reconstruction", latencies)
+
+
+def measure_uploads(page, url: str, uploads: int) -> None:
+    from PIL import Image, ImageDraw
+    page.goto(url + "/Reconstruct")
+    wait_idle(page)
+    page.get_by_text("upload", exact=True).first.click()
+    wait_idle(page)
+    latencies = []
+    for i in range(uploads):
+        image = Image.new("RGB", (900, 1200), (235, 232, 225))
+        ImageDraw.Draw(image).line([(250, 250), (650, 250 + 10 * i), (400, 950)], fill=(20, 20, 30), width=40)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=85)
+        before = _reconstruction_src(page)
+        t0 = time.perf_counter()
+        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
+            {"name": f"photo-{i}.jpg", "mimeType": "image/jpeg", "buffer": buffer.getvalue()})
+        page.wait_for_function(RECONSTRUCTION_CHANGED, arg=before, polling="raf", timeout=30_000)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        wait_idle(page)
+    _summary("upload to reconstruction", latencies)
 
 
 def measure(page, url: str, healthy_after: float, launched: float, moves: int) -> None:

@@ -67,8 +67,11 @@ def test_slider_and_upload_in_a_real_browser(tmp_path):
 
         page.goto(url + "/Reconstruct")
         wait_idle(page)
+        page.get_by_text("upload", exact=True).first.click()
+        page.get_by_test_id("stFileUploaderDropzoneInput").wait_for(state="attached")
+        wait_idle(page)
         page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(digit_png(tmp_path / "one.png")))
-        page.get_by_text("Preparing the image as MNIST was made").wait_for()
+        page.get_by_text("How it was prepared").wait_for()
         page.get_by_text("Your image and its reconstruction").wait_for()
         wait_idle(page)
         page.screenshot(path=str(ARTIFACTS / "browser-reconstruct.png"), full_page=True)
@@ -77,7 +80,7 @@ def test_slider_and_upload_in_a_real_browser(tmp_path):
         page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
             {"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image at all"})
         page.get_by_text("not an image").first.wait_for()
-        page.get_by_text("Test digit #0 (a 7) and its reconstruction").wait_for()
+        page.get_by_text("Upload an image to use it here").wait_for()
         wait_idle(page)
         assert page.get_by_text("Your image and its reconstruction").count() == 0
         page.screenshot(path=str(ARTIFACTS / "browser-bad-upload.png"), full_page=True)

@@ -283,13 +283,15 @@ def _ink(rgb: np.ndarray, background: np.ndarray, dark_ink: bool) -> tuple[np.nd
 
 
 def _ruled_lines(mask: np.ndarray) -> np.ndarray:
-    """Thin straight lines that run across a third of the image or more (ruled or squared
+    """Thin straight lines that run across a quarter of the image or more (ruled or squared
     paper): pixels of long runs along a row or a column that are less than 6 pixels thick
     across it. A stroke crossing a line, or a 7's bar drawn with a marker, is thicker there."""
     height, width = mask.shape
     lines = np.zeros_like(mask)
-    for axis, length in ((1, width // 3), (0, height // 3)):
-        lines |= _opening_1d(mask, length, axis) & ~_opening_1d(mask, 6, 1 - axis)
+    for axis, length in ((1, width // 4), (0, height // 4)):
+        # A faint line breaks up in noise and JPEG blocks: gaps of up to 6 pixels are bridged.
+        bridged = ~_opening_1d(~mask, 7, axis)
+        lines |= _opening_1d(bridged, length, axis) & mask & ~_opening_1d(mask, 6, 1 - axis)
     return lines
 
 
