@@ -1,6 +1,6 @@
 """Inside the ELBO: the measurements of vae_core.vae.inside on the shipped models (estimators A
 and B, the importance-weighted bounds, gradient variances, per-dimension KL), checked against
-their references."""
+their references, and the shipped runs at several KL weights."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
 SHIPPED_VAES = sorted(p.name for p in CHECKPOINTS.iterdir() if (p / "run.json").is_file()
                       and read_record(p).kind == "vae")
+BETA_RUNS = {0.5: "mnist-mlp-z20-beta0.5", 1.0: "mnist-mlp-z20", 2.0: "mnist-mlp-z20-beta2",
+             4.0: "mnist-mlp-z20-beta4"}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def test_estimator_draws_are_the_batch_terms_of_the_elbo():
 
 @pytest.mark.parametrize("name", ["mnist-mlp-z2", "mnist-mlp-z20"])
 def test_estimators_a_and_b_agree_within_their_standard_errors(shipped, mnist_test, name):
-    result = inside.compare_estimators(shipped[name], mnist_test[3], repeats=100, seed=0)
+    result = inside.compare_estimators(shipped[name], mnist_test[3], seed=0)
     for d in result.draws:
         # A and B come from the same draws of eps: their difference has its own standard error
         diff = d.a - d.b
@@ -72,7 +74,7 @@ def test_at_initialisation_estimator_b_is_the_narrower(shipped, mnist_test):
     posterior, sampling the KL (A) adds variance."""
     torch.manual_seed(0)
     untrained = build_model(shipped["mnist-mlp-z20"].config).eval()
-    ratios = [inside.compare_estimators(untrained, mnist_test[i], num_samples=(1,), repeats=400).draws[0].variance_ratio
+    ratios = [inside.compare_estimators(untrained, mnist_test[i], num_samples=(1,), samples_per_point=400).draws[0].variance_ratio
               for i in range(3)]
     assert min(ratios) > 1, ratios
 
@@ -88,7 +90,7 @@ def test_importance_weighted_bound_rises_with_k_and_stays_below_k5000(shipped, m
     assert np.all(means < top.mean[0] + 3 * np.hypot(errs, top.stderr[0]))
     assert curve.gap > 0 and list(curve.repeats) == [1000, 100, 10, 4]
     # L_1 is estimator A with one sample: the ELBO
-    elbo = inside.compare_estimators(model, image, num_samples=(100,), repeats=20).elbo
+    elbo = inside.compare_estimators(model, image, num_samples=(100,), min_repeats=20).elbo
     assert means[0] == pytest.approx(elbo, abs=3 * errs[0] + 0.1)
 
 
@@ -184,3 +186,15 @@ def test_per_dimension_kl_sums_to_the_analytic_kl(shipped, mnist_test):
 
 def prepare_binary(images: np.ndarray) -> np.ndarray:
     return (np.random.default_rng(0).random(images.shape) < images).astype(np.float32)
+
+
+def test_the_shipped_beta_runs_trade_rate_for_distortion_and_collapse_units():
+    """The shipped 20-D runs with KL weights 0.5, 1, 2 and 4, from their test evaluations."""
+    records = {beta: read_record(CHECKPOINTS / name) for beta, name in BETA_RUNS.items()}
+    assert all(records[b].train_config.beta == b and records[b].model_config.latent_dim == 20 for b in records)
+    rates = [records[b].summary["test_kl"] for b in sorted(records)]
+    distortions = [-records[b].summary["test_recon"] for b in sorted(records)]
+    assert rates == sorted(rates, reverse=True) and distortions == sorted(distortions)
+    assert records[4.0].summary["active_units"] < 20
+    for beta in (0.5, 2.0, 4.0):
+        assert sum(f.stat().st_size for f in (CHECKPOINTS / BETA_RUNS[beta]).rglob("*") if f.is_file()) <= 4 * 2**20

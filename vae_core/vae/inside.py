@@ -101,15 +101,16 @@ def estimator_draws(model: VAE, x: torch.Tensor, num_samples: int, repeats: int,
     return (recon - log_ratio).mean(0), recon.mean(0) - kl
 
 
-def compare_estimators(model: VAE, image, num_samples=(1, 10, 100), repeats: int = 200,
-                       seed: int = 0) -> EstimatorComparison:
-    """Estimators A (Monte Carlo KL, eq. 6) and B (analytic KL, eq. 7) drawn `repeats` times at
-    each L, from the same draws of eps: both are unbiased for the same ELBO."""
+def compare_estimators(model: VAE, image, num_samples=(1, 10, 100), samples_per_point: int = 2000,
+                       min_repeats: int = 40, seed: int = 0) -> EstimatorComparison:
+    """Estimators A (Monte Carlo KL, eq. 6) and B (analytic KL, eq. 7), each drawn
+    max(`min_repeats`, `samples_per_point` // L) times at each L, from the same draws of eps:
+    both are unbiased for the same ELBO."""
     x = model_input(model, image)
     g = torch.Generator(device=x.device).manual_seed(seed)
     draws = []
     for L in num_samples:
-        a, b = estimator_draws(model, x, L, repeats, g)
+        a, b = estimator_draws(model, x, L, max(min_repeats, samples_per_point // L), g)
         draws.append(EstimatorDraws(L, a.cpu().numpy().astype(np.float64), b.cpu().numpy().astype(np.float64)))
     with torch.no_grad():
         kl = gaussian_kl(model.encode(x)).sum().item()
@@ -140,7 +141,7 @@ class BoundCurve:
         return float(self.mean[-1] - self.mean[0])
 
 
-def importance_weighted_bounds(model: VAE, image, num_samples=BOUND_SAMPLES, samples_per_point: int = 1000,
+def importance_weighted_bounds(model: VAE, image, num_samples=BOUND_SAMPLES, samples_per_point: int = 300,
                                min_repeats: int = 4, seed: int = 0, chunk_size: int = 1000) -> BoundCurve:
     """L_k for each k in `num_samples`, by the project's importance-sampled log-likelihood
     estimator (which is L_k at k samples), drawn max(`min_repeats`, `samples_per_point` // k)
@@ -294,12 +295,12 @@ class GradientVariance:
         return self.score_function / self.reparameterisation
 
 
-def gradient_variance(model: VAE, image, num_samples=(1, 3, 10, 30, 100, 300),
-                      num_draws: int = 10_000, seed: int = 0) -> GradientVariance:
+def gradient_variance(model: VAE, image, num_samples=(1, 3, 10, 30, 100),
+                      num_draws: int = 2500, seed: int = 0) -> GradientVariance:
     """The summed variance over the encoder's parameters of the reparameterised and the
     score-function gradient with L samples, for each L in `num_samples`, from `num_draws`
     one-sample gradients split into disjoint groups of L (the largest L should leave at least
-    thirty groups for a variance good to about 25%)."""
+    twenty-five groups, for a variance good to about 30%)."""
     x = model_input(model, image)
     g = torch.Generator(device=x.device).manual_seed(seed)
     gram = encoder_gram(model, x)
