@@ -37,7 +37,9 @@ st.markdown(
     "- **Reconstruct**: upload a digit of your own, see it prepared like MNIST, encoded and rebuilt.\n"
     "- **Training curves**: compare runs, train against validation (the paper's Fig. 2).\n"
     "- **Semi-supervised**: M2 and M1+M2 (Kingma et al. 2014), trained with a few labels, classify "
-    "your digit, draw a chosen class in a chosen style, and redraw a digit's style as every class.\n\n"
+    "your digit, draw a chosen class in a chosen style, and redraw a digit's style as every class.\n"
+    "- **Inside the ELBO**: why a VAE is trained as it is, measured on a model and a digit: the two "
+    "estimators of the bound, how tight it is, why the reparameterisation trick, where the nats go.\n\n"
     "Pick a model in the sidebar: the choice carries across pages.")
 
 st.subheader("Models")

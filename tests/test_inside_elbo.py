@@ -1,6 +1,6 @@
 """Inside the ELBO: the measurements of vae_core.vae.inside on the shipped models (estimators A
 and B, the importance-weighted bounds, gradient variances, per-dimension KL), checked against
-their references, and the shipped runs at several KL weights."""
+their references, and the page that shows them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
+from apptest_helpers import errors, open_page, texts
 from vae_core.config import ModelConfig
 from vae_core.data import load_dataset
 from vae_core.registry import load_model
@@ -198,3 +199,25 @@ def test_the_shipped_beta_runs_trade_rate_for_distortion_and_collapse_units():
     assert records[4.0].summary["active_units"] < 20
     for beta in (0.5, 2.0, 4.0):
         assert sum(f.stat().st_size for f in (CHECKPOINTS / BETA_RUNS[beta]).rglob("*") if f.is_file()) <= 4 * 2**20
+
+
+PAGE = "pages/7_Inside_the_ELBO.py"
+
+
+def test_inside_the_elbo_page_shows_all_four_measurements_and_follows_the_digit():
+    at = open_page(PAGE)
+    assert not at.exception and not errors(at), (at.exception, errors(at))
+    shown = texts(at)
+    assert "Var A / Var B" in shown and "Score-function variance" in shown and "active units" in shown
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(charts) == 5
+    table = next(m.value for m in at.markdown if m.value.startswith("| L |"))
+    at.number_input(key="inside_index").set_value(3).run()
+    assert not at.exception
+    assert next(m.value for m in at.markdown if m.value.startswith("| L |")) != table
+    assert "test digit #3" in texts(at)
+    # the k = 5000 point on request: a log p(x) line joins the bound chart
+    button = next(b for b in at.button if "5000" in b.label)
+    button.click().run()
+    assert not at.exception and "log p(x) ≈ L_5000" in texts(at)
+    assert "L_5000" in str(at.get("plotly_chart")[1].proto.spec)

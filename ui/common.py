@@ -29,7 +29,8 @@ PAGES = [("app.py", "Home", ":material/home:"),
          ("pages/3_Interpolate.py", "Interpolate", ":material/linear_scale:"),
          ("pages/4_Reconstruct.py", "Reconstruct", ":material/image:"),
          ("pages/5_Training_curves.py", "Training curves", ":material/show_chart:"),
-         ("pages/6_Semi-supervised.py", "Semi-supervised", ":material/label:")]
+         ("pages/6_Semi-supervised.py", "Semi-supervised", ":material/label:"),
+         ("pages/7_Inside_the_ELBO.py", "Inside the ELBO", ":material/functions:")]
 
 
 @st.cache_resource(show_spinner=False)

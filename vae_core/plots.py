@@ -3,6 +3,7 @@ charts of the Inside the ELBO page."""
 
 from __future__ import annotations
 
+import html
 from typing import Iterable
 
 import numpy as np
@@ -187,6 +188,7 @@ def rate_distortion(names: list[str], rates: np.ndarray, distortions: np.ndarray
                            yanchor="bottom", font=dict(size=10, color="#888"))
     for i, (name, r, d) in enumerate(zip(names, rates, distortions)):
         picked = name == highlight
+        name = html.escape(name)  # Plotly reads tags in text; a run's name is shown as it is
         fig.add_trace(go.Scatter(
             x=[r], y=[d], mode="markers", name=name,
             marker=dict(size=14 if picked else 10, color=CLASS_COLOURS[i % len(CLASS_COLOURS)],
@@ -208,18 +210,18 @@ def kl_per_dimension(runs: list[tuple[str, np.ndarray, np.ndarray]], columns: in
     """For each run (name, KL per dimension (D,), active (D,)): its latent units' KL to the prior,
     sorted from largest to smallest, active units blue and inactive ones grey."""
     rows = (len(runs) + columns - 1) // columns
-    titles = [f"{name}: {int(active.sum())} of {len(kl)} active" for name, kl, active in runs]
+    titles = [f"{html.escape(name)}<br>{int(active.sum())} of {len(kl)} units active" for name, kl, active in runs]
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.08,
-                        vertical_spacing=min(0.5 / max(rows, 1), 0.12))
+                        vertical_spacing=min(0.7 / max(rows, 1), 0.2))
     for i, (name, kl, active) in enumerate(runs):
         order = np.argsort(-kl)
         fig.add_trace(go.Bar(
-            x=np.arange(1, len(kl) + 1), y=kl[order], showlegend=False, name=name,
+            x=np.arange(1, len(kl) + 1), y=kl[order], showlegend=False, name=html.escape(name),
             marker_color=np.where(active[order], "#1f77b4", "#bbbbbb"),
             customdata=order + 1, hovertemplate="z%{customdata}: %{y:.2f} nats<extra></extra>"),
             row=i // columns + 1, col=i % columns + 1)
     fig.update_annotations(font_size=12)
-    fig.update_layout(height=rows * row_height + 40, margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="white",
+    fig.update_layout(height=rows * row_height + 50, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white",
                       bargap=0.15)
     fig.update_yaxes(showgrid=True, gridcolor="#eee", rangemode="tozero")
     fig.update_xaxes(showticklabels=False)

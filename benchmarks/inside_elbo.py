@@ -1,0 +1,136 @@
+"""Speed of the Inside the ELBO page at its default settings (the shipped 2-D model, test digit 0).
+
+    python benchmarks/inside_elbo.py [--repeats 3] [--no-browser]
+
+First the page's vae_core calls, timed in this process (each call's first run and its median
+over `--repeats`); then, in headless Chromium, the page as a user meets it: the app is served,
+the home page opened, and the sidebar link clicked. A first view is the time from that click
+until the last chart's caption is shown and the script is idle. On a fresh server it includes
+importing torch and loading the test set; after the Reconstruct page, which loads them, it is
+the page's own work: the model's three measurements on the digit, shown first, then every
+run's statistics for section 4 (cached for the server after that). Then a new digit (sections
+1-3 only) and the k = 5000 point on request. It also reports error boxes and anything wider
+than its box at 1024x768 (the page, an equation, a table, a chart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from browser import browser_page, chromium_path, served_app, wait_idle  # noqa: E402
+from vae_core.data import load_dataset, prepare  # noqa: E402
+from vae_core.registry import load_model  # noqa: E402
+from vae_core.vae import inside  # noqa: E402
+
+RUN = ROOT / "checkpoints" / "mnist-mlp-z2"
+DIGIT_CAPTION = "The KL term's gradient is exact"
+# What a projector would cut: the page wider than the window, or a display equation, a table or a
+# chart wider than its box.
+OVERFLOW = """() => {
+    const wide = [];
+    if (document.documentElement.scrollWidth > innerWidth) wide.push('the page');
+    for (const el of document.querySelectorAll('.katex-display, table, .js-plotly-plot')) {
+        if (el.scrollWidth > el.clientWidth + 1) wide.push(el.className + ': ' + el.textContent.slice(0, 50));
+    }
+    return wide;
+}"""
+LAST_CAPTION = "Each unit's KL to the prior"
+
+
+def time_calls(repeats: int) -> None:
+    model, ckpt = load_model(RUN)
+    dataset = load_dataset(ckpt.train_config.dataset)
+    grey = dataset.test.images[:, 0].numpy()
+    binary = prepare(dataset, ckpt.train_config.binarization, ckpt.train_config.seed).test.images[:, 0].numpy()
+    calls = {
+        "1. estimators A and B": lambda: inside.compare_estimators(model, grey[0]),
+        "2. bounds L_k, k <= 1000": lambda: inside.importance_weighted_bounds(model, grey[0]),
+        "3. gradient variances": lambda: inside.gradient_variance(model, grey[0]),
+        "4. one run's latent usage": lambda: inside.latent_usage(model, binary, ckpt.summary),
+        "2. k = 5000 (on request)": lambda: inside.importance_weighted_bounds(
+            model, grey[0], (inside.LOG_LIKELIHOOD_SAMPLES,), seed=1),
+    }
+    print(f"vae_core calls on {RUN.name}, test digit 0 (first run, median of {repeats}):")
+    for name, call in calls.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        print(f"  {name:28s} {times[0]:6.3f} s  {statistics.median(times):6.3f} s")
+
+
+def open_page(page, url: str, via: str | None) -> tuple[float, float]:
+    """Open the app's home page (and `via`, a page that loads the model and the test set), then
+    click the sidebar link to Inside the ELBO: seconds until the digit's three measurements are
+    shown (section 3's caption), and until the whole page is (its last caption, script idle)."""
+    page.goto(url)
+    page.get_by_text("What to explore").wait_for()
+    wait_idle(page)
+    if via:
+        page.get_by_role("link", name=via).click()
+        page.get_by_role("heading", name=via).wait_for()
+        wait_idle(page)
+    start = time.perf_counter()
+    page.get_by_role("link", name="Inside the ELBO").click()
+    page.get_by_text(DIGIT_CAPTION).wait_for()
+    digit = time.perf_counter() - start
+    page.get_by_text(LAST_CAPTION).wait_for()
+    wait_idle(page)
+    return digit, time.perf_counter() - start
+
+
+def time_page() -> None:
+    with browser_page(1024, 768) as page:
+        with served_app() as (url, _):
+            cold = open_page(page, url, None)
+        with served_app() as (url, _):
+            first = open_page(page, url, "Reconstruct")
+            errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+            overflow = page.evaluate(OVERFLOW)
+
+            index = page.get_by_label("Test digit number")
+            start = time.perf_counter()
+            index.fill("1")
+            index.press("Enter")
+            page.get_by_text("test digit #1 (a 2)").wait_for()
+            wait_idle(page)
+            new_digit = time.perf_counter() - start
+
+            start = time.perf_counter()
+            page.get_by_role("button", name="Add k = 5000").click()
+            page.get_by_text("the ELBO is").wait_for()
+            wait_idle(page)
+            k5000 = time.perf_counter() - start
+    print("the page in Chromium at 1024x768, shipped 2-D model, test digit 0 "
+          "(seconds to the digit's three measurements / to the whole page):")
+    print(f"  first view on a fresh server (torch imported, the test set and every run loaded): "
+          f"{cold[0]:.2f} / {cold[1]:.2f} s")
+    print(f"  first view after the Reconstruct page (model and test set loaded): {first[0]:.2f} / {first[1]:.2f} s "
+          "(target <= 2 s)")
+    print(f"  a new digit (sections 1-3): {new_digit:.2f} s; k = 5000 on request: {k5000:.2f} s")
+    print(f"  error boxes: {errors}; wider than their box at 1024x768: {overflow or 'nothing'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-browser", action="store_true", help="time the vae_core calls only")
+    args = parser.parse_args()
+    time_calls(args.repeats)
+    if not args.no_browser:
+        if chromium_path() is None:
+            sys.exit("no chromium found: apt-get install chromium")
+        time_page()
+
+
+if __name__ == "__main__":
+    main()
