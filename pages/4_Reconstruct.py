@@ -45,11 +45,8 @@ if digit is not None:
         st.markdown(score_sentence("log p(x)", log_likelihood, test_log_likelihoods(path)))
         st.caption("A higher score is not a verdict that the image looks like a digit: likelihood models can "
                    "score images unlike anything they were trained on higher than their training data "
-                   "(Nalisnick et al. 2019). Scores average 8 random binarisations of the image, as the "
-                   "model was trained on binary pixels." if analysis.binarized else
-                   "A higher score is not a verdict that the image looks like a digit: likelihood models can "
-                   "score images unlike anything they were trained on higher than their training data "
-                   "(Nalisnick et al. 2019).")
+                   "(Nalisnick et al. 2019)." + (" Scores average 8 random binarisations of the image, as the "
+                                                 "model was trained on binary pixels." if analysis.binarized else ""))
         if st.button("Show me: scores of images that are no digit", key="surprises"):
             surprises = likelihood_surprises(model, digit.image)
             for column, surprise in zip(st.columns(len(surprises)), surprises):

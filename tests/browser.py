@@ -3,7 +3,9 @@ the latency benchmark). Playwright never downloads a browser here: it uses /usr/
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import os
 import shutil
 import socket
@@ -13,7 +15,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pytest
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"  # screenshots for a human to look at
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
@@ -25,6 +32,21 @@ def chromium_path() -> str | None:
         if path := shutil.which(name):
             return path
     return None
+
+
+def _missing_browser() -> str | None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -r requirements-dev.txt)"
+    if chromium_path() is None:
+        return "no chromium on this machine (CI installs it with apt-get install chromium)"
+    return None
+
+
+NO_BROWSER = _missing_browser()
+# Mark a test (or a module, as `pytestmark = needs_browser`) that drives Chromium.
+needs_browser = pytest.mark.skipif(NO_BROWSER is not None, reason=NO_BROWSER or "")
 
 
 def free_port() -> int:
@@ -87,3 +109,20 @@ def choose_option(page, label: str, option: str) -> None:
     """Pick `option` in the selectbox labelled `label` (a combobox with a listbox of options)."""
     page.get_by_role("combobox", name=label, exact=True).click()
     page.get_by_role("option", name=option, exact=True).click()
+
+
+def decode_four_steps_right(page) -> np.ndarray:
+    """On the Latent space page, move the z1 slider four steps right (to 0.20) with the keyboard,
+    as a person would, and read the image the browser's decoder drew: (28, 28) in [0, 1], the
+    centre of each 10x10 canvas pixel."""
+    page.get_by_text("decoder mean at z = (0.00, 0.00)").wait_for()
+    page.wait_for_timeout(500)  # let the page settle, so that nothing steals the focus
+    page.locator("input[data-axis='0']").focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    page.get_by_text("decoder mean at z = (0.20, 0.00)").wait_for()
+    wait_idle(page)
+    data_url = page.locator("canvas.decoded").evaluate("c => c.toDataURL('image/png')")
+    image = Image.open(io.BytesIO(base64.b64decode(data_url.split(",")[1]))).convert("L")
+    return np.asarray(image, dtype=np.float32)[5::10, 5::10] / 255
+

@@ -3,23 +3,14 @@
 Screenshots go to artifacts/ for a human to look at.
 """
 
-import base64
-import io
-
 import numpy as np
-import pytest
-from PIL import Image
 
-from browser import ROOT, browser_page, chromium_path, error_boxes, served_app, wait_idle
-from vae_core.vae import explore
+from browser import (ARTIFACTS, ROOT, browser_page, decode_four_steps_right, error_boxes, needs_browser,
+                     served_app, wait_idle)
 from vae_core.registry import load_model
+from vae_core.vae import explore
 
-pytest.importorskip("playwright", reason="playwright is not installed (pip install -r requirements-dev.txt)")
-if chromium_path() is None:
-    pytest.skip("no chromium on this machine (CI installs it with apt-get install chromium)",
-                allow_module_level=True)
-
-ARTIFACTS = ROOT / "artifacts"
+pytestmark = needs_browser
 
 
 def digit_png(path):
@@ -41,16 +32,8 @@ def test_slider_and_upload_in_a_real_browser(tmp_path):
         # Viewer's toolbar (.streamlit/config.toml), even on localhost: no Deploy button.
         assert page.get_by_test_id("stAppDeployButton").count() == 0
         assert page.get_by_text("Deploy", exact=True).count() == 0
-        page.wait_for_timeout(500)
-        page.locator("input[data-axis='0']").focus()
-        for _ in range(4):
-            page.keyboard.press("ArrowRight")
-        page.get_by_text("decoder mean at z = (0.20, 0.00)").wait_for()
-        wait_idle(page)
         # The image drawn by the browser's decoder is the model's decoder mean at that z.
-        data_url = page.locator("canvas.decoded").evaluate("c => c.toDataURL('image/png')")
-        drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",")[1]))).convert("L"),
-                           dtype=np.float32)[5::10, 5::10] / 255  # centre of each 10x10 pixel
+        drawn = decode_four_steps_right(page)
         model, _ = load_model(ROOT / "checkpoints" / "mnist-mlp-z2")
         expected = explore.decode(model, np.array([[0.2, 0.0]], dtype=np.float32))[0]
         np.testing.assert_allclose(drawn, expected, atol=2 / 255)

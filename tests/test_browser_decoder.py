@@ -8,27 +8,17 @@ Screenshots go to artifacts/ for a human to look at.
 """
 
 import base64
-import io
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from browser import ROOT, browser_page, choose_option, chromium_path, error_boxes, served_app, wait_idle
-from vae_core.vae import explore
+from browser import (ARTIFACTS, browser_page, choose_option, decode_four_steps_right, error_boxes, needs_browser,
+                     served_app, wait_idle)
 from vae_core.checkpoints import save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
+from vae_core.vae import explore
 from vae_core.vae.model import build_model
-
-ARTIFACTS = ROOT / "artifacts"
-
-try:
-    import playwright  # noqa: F401
-    _NO_BROWSER = None if chromium_path() else "no chromium on this machine (CI installs it with apt-get install chromium)"
-except ImportError:
-    _NO_BROWSER = "playwright is not installed (pip install -r requirements-dev.txt)"
-needs_browser = pytest.mark.skipif(_NO_BROWSER is not None, reason=_NO_BROWSER or "")
 
 # Run folder name -> (ModelConfig changes, weight std). The weights are drawn large enough that
 # the decoded image has structure instead of the flat grey of a freshly initialised model.
@@ -126,16 +116,7 @@ def test_the_browser_draws_a_deep_decoders_mean(name, deep_runs, deep_app):
         page.get_by_test_id("stSidebar").get_by_text(
             f"{widths}, {c.activation}, {c.likelihood} decoder").wait_for()
         wait_idle(page)
-        page.get_by_text("decoder mean at z = (0.00, 0.00)").wait_for()
-        page.wait_for_timeout(500)
-        page.locator("input[data-axis='0']").focus()
-        for _ in range(4):
-            page.keyboard.press("ArrowRight")
-        page.get_by_text("decoder mean at z = (0.20, 0.00)").wait_for()
-        wait_idle(page)
-        data_url = page.locator("canvas.decoded").evaluate("c => c.toDataURL('image/png')")
-        drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",")[1]))).convert("L"),
-                           dtype=np.float32)[5::10, 5::10] / 255  # centre of each 10x10 pixel
+        drawn = decode_four_steps_right(page)
         page.screenshot(path=str(ARTIFACTS / f"browser-latent-{name}.png"), full_page=True)
         assert error_boxes(page) == 0
         np.testing.assert_allclose(drawn, expected, atol=2 / 255)

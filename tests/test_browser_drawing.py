@@ -6,16 +6,10 @@ Screenshots go to artifacts/ for a human to look at.
 
 import math
 
-import pytest
+from browser import ARTIFACTS, browser_page, error_boxes, needs_browser, served_app, wait_idle
 
-from browser import ROOT, browser_page, chromium_path, error_boxes, served_app, wait_idle
+pytestmark = needs_browser
 
-pytest.importorskip("playwright", reason="playwright is not installed (pip install -r requirements-dev.txt)")
-if chromium_path() is None:
-    pytest.skip("no chromium on this machine (CI installs it with apt-get install chromium)",
-                allow_module_level=True)
-
-ARTIFACTS = ROOT / "artifacts"
 STROKES = {  # in fractions of the pad
     "1": [[(0.5, 0.15), (0.5, 0.85)]],
     "7": [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
