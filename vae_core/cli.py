@@ -22,7 +22,7 @@ from .config.kinds import CONFIG_CLASSES
 from .progress import JsonLines, ProgressBar
 from .registry import load_model
 from .report import run_summary
-from .store import CheckpointError, check_run_name, create_run_dir, list_runs, shown
+from .store import CheckpointError, check_run_name, create_run_dir, list_runs, shown, training_mark
 from .trainer import NonFiniteLossError, SanityCheckError
 
 DEFAULT_RUNS = "runs"
@@ -111,7 +111,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run folder: {run_dir}", file=sys.stderr)
     stop = threading.Event()
     _install_stop_handler(stop)
-    trainer = commands.train(model_config, train_config, run_dir, args.data_root, _callbacks(args.progress), stop)
+    with training_mark(run_dir):  # the app tells a live run from an interrupted one by this
+        trainer = commands.train(model_config, train_config, run_dir, args.data_root, _callbacks(args.progress), stop)
     print(f"saved: {run_dir} ({trainer.summary['status']})", file=sys.stderr)
     return 0
 
@@ -119,8 +120,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _install_stop_handler(stop)
-    trainer = commands.resume(args.run, args.epochs, args.data_root, _callbacks(args.progress), stop,
-                              args.device, args.num_threads, args.learning_rate)
+    with training_mark(args.run):
+        trainer = commands.resume(args.run, args.epochs, args.data_root, _callbacks(args.progress), stop,
+                                  args.device, args.num_threads, args.learning_rate)
     print(f"saved: {args.run} ({trainer.summary['status']})", file=sys.stderr)
     return 0
 

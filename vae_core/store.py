@@ -22,18 +22,23 @@ file inside it, never the server's absolute path.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import math
 import os
 import re
+import secrets
 import shutil
+import socket
 import stat
 import tempfile
+import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from .config.base import Config, ConfigError, from_dict, to_dict
 from .config.kinds import CONFIG_CLASSES
@@ -41,6 +46,7 @@ from .config.kinds import CONFIG_CLASSES
 FORMAT = "vae-explorer-run"
 VERSION = 1
 POINTER = "run.json"
+TRAINING_MARK = "training.json"  # held locked by the process that trains the run
 WEIGHTS = "weights.safetensors"
 STATE_FILES = ("config.json", "history.json", WEIGHTS, "best.safetensors", "trainer.safetensors")
 _STATE_RE = re.compile(r"^state-(\d{6})$")
@@ -440,15 +446,17 @@ def _entries(root: Path) -> list[os.DirEntry]:
 
 def list_runs(*roots: str | Path) -> list[RunInfo]:
     """Every run folder directly under the roots, sorted by name. Each is read on its own: an
-    unreadable one carries its error and never hides another."""
+    unreadable one carries its error and never hides another. A run saved as "running" that no
+    process trains any more is listed as "interrupted". Names that start with '.' are never runs
+    (a run being deleted is renamed to one first)."""
     runs = []
     for root in roots:
         for entry in _entries(Path(root)):
             path = Path(entry.path)
-            if not os.path.lexists(path / POINTER):
+            if entry.name.startswith(".") or not os.path.lexists(path / POINTER):
                 continue
             try:
-                runs.append(RunInfo(path, read_record(path)))
+                runs.append(RunInfo(path, with_live_status(read_record(path))))
             except CheckpointError as exc:
                 runs.append(RunInfo(path, error=str(exc)))
             except Exception as exc:  # noqa: BLE001 - whatever else a hostile folder causes stays with it
@@ -468,6 +476,8 @@ def run_fingerprint(run_dir: Path) -> tuple:
     """What changes whenever a run folder changes: the size, time and inode of its pointer, of
     its state folders and of their files (a few `lstat` calls, no reading)."""
     key = [_stat_key(run_dir), _stat_key(run_dir / POINTER)]
+    if os.path.lexists(run_dir / TRAINING_MARK):  # a training process that dies changes no file
+        key.append(("training", training_pid(run_dir) is not None))
     for entry in _entries(run_dir):
         if _STATE_RE.match(entry.name):
             key.append(_stat_key(Path(entry.path)))
@@ -480,3 +490,153 @@ def runs_fingerprint(*roots: str | Path) -> tuple:
     is unchanged."""
     return tuple((str(root), tuple(run_fingerprint(Path(e.path)) for e in _entries(Path(root))))
                  for root in roots)
+
+
+# --- which process trains a run ----------------------------------------------------------------
+#
+# The process that trains a run holds an exclusive `flock` on the run's `training.json` (which
+# names its pid and host) while it trains; the kernel drops the lock when the process ends,
+# however it ends (SIGKILL and running out of memory included). So a run whose lock is free
+# is trained by no one, whatever its files say: no heartbeat to go stale, no pid to be reused.
+
+MARK_WAIT_SECONDS = 2.0  # readers take the lock for microseconds; a trainer waits this long at most
+
+
+def _open_mark(run_dir: Path, flags: int) -> int:
+    """A descriptor of the run's training.json, opened without following links; a regular file
+    (one with other hard links is replaced when it is opened for writing)."""
+    dir_fd = os.open(run_dir, _DIR_FLAGS)
+    try:
+        flags |= os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(TRAINING_MARK, flags, 0o644, dir_fd=dir_fd)
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and flags & os.O_RDWR:
+            os.close(fd)  # a hard link to a file elsewhere: never written through
+            os.unlink(TRAINING_MARK, dir_fd=dir_fd)
+            fd = os.open(TRAINING_MARK, flags | os.O_EXCL, 0o644, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return fd
+
+
+@contextlib.contextmanager
+def training_mark(run_dir: str | Path) -> Iterator[None]:
+    """Mark this process as the one training `run_dir` while the block runs (the command line's
+    train and resume run in one). A run another live process trains is refused with a
+    `CheckpointError`, so two processes never train one run at once."""
+    run_dir = Path(run_dir)
+    try:
+        fd = _open_mark(run_dir, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        try:
+            os.close(os.open(run_dir, _DIR_FLAGS))
+        except OSError as outer:  # the run folder itself is missing or a link
+            raise CheckpointError(run_dir, "no such run folder" if outer.errno == errno.ENOENT
+                                  else _os_problem(outer, run_dir), run_dir) from None
+        raise CheckpointError(run_dir / TRAINING_MARK, _os_problem(exc, run_dir / TRAINING_MARK), run_dir) from None
+    try:
+        deadline = time.monotonic() + MARK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pid = training_pid(run_dir)
+                    raise CheckpointError(run_dir, "is being trained by another process"
+                                          + (f" (pid {pid})" if pid and pid > 0 else "") + "; stop it first",
+                                          run_dir) from None
+                time.sleep(0.05)
+        os.set_blocking(fd, True)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json_bytes({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}), 0)
+        os.fsync(fd)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; a killed process's lock is released by the kernel
+
+
+def training_pid(run_dir: str | Path) -> int | None:
+    """The pid of the live process that trains `run_dir` (-1 if it cannot be read, e.g. on
+    another host), or None when no process does."""
+    run_dir = Path(run_dir)
+    try:
+        fd = _open_mark(run_dir, os.O_RDONLY)
+    except OSError:
+        return None  # no mark, or a link, FIFO or folder in its place: no trainer holds it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                mark = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+                pid = mark.get("pid") if isinstance(mark, dict) else None
+                same_host = mark.get("host") == socket.gethostname()
+            except (OSError, ValueError, AttributeError):
+                pid, same_host = None, False
+            return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 and same_host else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def with_live_status(record: RunRecord) -> RunRecord:
+    """The record, with the status "interrupted" if it was saved as "running" but no process
+    trains it now (the server restarted, or its process was killed): it can be resumed."""
+    if record.summary.get("status") != "running" or training_pid(record.path) is not None:
+        return record
+    history = {"epochs": record.epochs, "summary": {**record.summary, "status": "interrupted"}}
+    return RunRecord(record.path, record.kind, record.model_config, record.train_config, history)
+
+
+# --- the size of a runs folder, and deleting a run ---------------------------------------------
+
+def folder_size(root: str | Path) -> int:
+    """The bytes of the regular files under `root`, links not followed, unreadable parts skipped."""
+    total, stack = 0, [Path(root)]
+    while stack:
+        for entry in _entries(stack.pop()):
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total
+
+
+def delete_run(root: str | Path, run_dir: str | Path) -> None:
+    """Delete the run folder `run_dir`, which must be a real folder directly inside `root` (never a
+    link, never a path elsewhere) and trained by no process. It is first renamed to a hidden name,
+    so it leaves every listing at once, then removed without following any link inside it."""
+    root, run_dir = Path(root), Path(run_dir)
+    name = run_dir.name
+    try:
+        inside = os.path.samefile(run_dir.parent, root) and name not in ("", ".", "..") and "/" not in name
+    except OSError:
+        inside = False
+    if not inside:
+        raise CheckpointError(run_dir, "is not a run folder of this runs folder; only those can be deleted")
+    path = root / name
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        raise CheckpointError(path, "no such run folder", path) from None
+    if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+        raise CheckpointError(path, "is a symbolic link, not a run folder; it is not deleted"
+                              if stat.S_ISLNK(mode) else "is not a folder; it is not deleted", path)
+    pid = training_pid(path)
+    if pid is not None:
+        raise CheckpointError(path, "is being trained" + (f" (pid {pid})" if pid > 0 else "")
+                              + "; stop it before deleting it", path)
+    hidden = root / f".deleting-{secrets.token_hex(6)}"
+    os.rename(path, hidden)  # if a link took the folder's place meanwhile, the link is what moves
+    if os.path.islink(hidden):
+        os.unlink(hidden)    # the link only, never what it points to
+    else:
+        shutil.rmtree(hidden)  # removes the links inside without following them
