@@ -91,11 +91,13 @@ def test_a_jobs_configs_reach_the_training_process_exactly(configs):
 
 
 def test_jobs_run_stop_resume_and_report_failures(tmp_path):
-    manager = JobManager(tmp_path, max_active=1)
+    manager = JobManager(tmp_path, max_running=1)
     tiny = ModelConfig(latent_dim=2, hidden_dim=8)
     job = manager.start(tiny, TrainConfig(dataset="synthetic", epochs=10_000, num_threads=1), "long ../run")
-    with pytest.raises(RuntimeError, match="already training"):
-        manager.start(tiny, TrainConfig(dataset="synthetic", epochs=1), "second")
+    second = manager.start(tiny, TrainConfig(dataset="synthetic", epochs=1), "second")
+    assert second.status == "queued" and manager.queue_position(second) == 1
+    second.stop()  # a waiting job is cancelled at once
+    assert second.status == "cancelled" and manager.queue_position(second) is None and second.process is None
     deadline = time.monotonic() + 60
     while len(job.epochs) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
