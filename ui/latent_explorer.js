@@ -1,69 +1,50 @@
 // The Latent space explorer: sliders for two latent coordinates, the decoder run in the
-// browser, and a scatter of the encoded test set with the current point marked. Everything a
-// slider move or a drag needs happens here, so the image follows the pointer with no server
-// round trip; the chosen z is sent back to Python when a move ends.
+// browser (browser_decoder.js, in front of this file), and a map of the encoded test set with
+// the current point marked. Everything a slider move, a drag or a hover needs happens here, so
+// the image follows the pointer with no server round trip; the chosen z is sent back to Python
+// when a move ends. On request the map also shows a digit's posterior q(z|x) as its 1- and
+// 2-standard-deviation ellipses and draws z = mu + sigma * eps inside them.
 
 const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-
-function fromBase64(text, Type) {
-    const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-    return new Type(bytes.buffer);
-}
-
-const ACTIVATIONS = {
-    tanh: Math.tanh,
-    relu: (v) => (v > 0 ? v : 0),
-    softplus: (v) => (v > 20 ? v : Math.log1p(Math.exp(v))),
-};
-
-// The decoder of an MLP VAE of any depth: z -> act(W1 z + b1) -> ... -> act(W(n-1) h + b(n-1))
-// -> Wn h + bn -> sigmoid (the mean image: of the Bernoulli logits, or of the Gaussian mean's half).
-function decode(model, z) {
-    const act = ACTIVATIONS[model.activation];
-    const last = model.layers.length - 1;
-    let x = z;
-    model.layers.forEach(({ W, b, nIn, nOut }, l) => {
-        const y = new Float32Array(nOut);
-        for (let i = 0; i < nOut; i++) {
-            let s = b[i];
-            const row = i * nIn;
-            for (let k = 0; k < nIn; k++) s += W[row + k] * x[k];
-            y[i] = l < last ? act(s) : 1 / (1 + Math.exp(-s));
-        }
-        x = y;
-    });
-    return x;
-}
-
-function loadModel(d) {
-    if (!(d.activation in ACTIVATIONS)) throw new Error(`unknown activation ${d.activation}`);
-    const layers = d.layers.map((layer) => ({
-        W: fromBase64(layer.weight, Float32Array), b: fromBase64(layer.bias, Float32Array),
-        nIn: layer.in, nOut: layer.out,
-    }));
-    return { D: d.latent_dim, P: d.height * d.width, activation: d.activation, layers };
-}
+// Room around the map's plot area for the tick numbers (px).
+const MARGIN = { left: 40, right: 8, top: 8, bottom: 24 };
+const THUMB = 84;  // the hover thumbnail's side: a 28x28 digit enlarged 3 times
 
 function loadPoints(d) {
     const xy = fromBase64(d.points, Float32Array);
     const labels = fromBase64(d.labels, Uint8Array);
+    const indices = fromBase64(d.point_indices, Int32Array);
     let lo = Infinity, hi = -Infinity;
     for (const v of xy) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     if (d.slider_axes) { lo = Math.min(lo, d.range[0]); hi = Math.max(hi, d.range[1]); }
     const pad = 0.04 * (hi - lo || 1);
-    return { xy, labels, lo: lo - pad, hi: hi + pad };
+    return { xy, labels, indices, lo: lo - pad, hi: hi + pad };
 }
 
-function setupCanvas(canvas, size) {
+function setupCanvas(canvas, width, height) {
     const ratio = window.devicePixelRatio || 1;
-    canvas.width = size * ratio;
-    canvas.height = size * ratio;
-    canvas.style.width = size + "px";
-    canvas.style.height = size + "px";
+    canvas.width = width * ratio;
+    canvas.height = height * ratio;
+    canvas.style.width = width + "px";
+    canvas.style.height = height + "px";
     const ctx = canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     return ctx;
+}
+
+// A tick spacing of 1, 2 or 5 times a power of ten giving about `count` ticks over `span`.
+function niceStep(span, count) {
+    const raw = span / Math.max(count, 1);
+    const power = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 5, 10]) if (m * power >= raw) return m * power;
+    return 10 * power;
+}
+
+function tickLabel(v, step) {
+    const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+    const text = Number(v.toFixed(decimals)) === 0 ? (0).toFixed(decimals) : v.toFixed(decimals);
+    return text.replace("-", "\u2212");
 }
 
 export default function (component) {
@@ -71,12 +52,14 @@ export default function (component) {
     const root = parentElement.querySelector(".latent-explorer");
     const state = root.__latent || (root.__latent = {});
     const els = {
+        controls: root.querySelector(".controls"), map: root.querySelector(".map"),
         a: root.querySelector("input[data-axis='0']"), b: root.querySelector("input[data-axis='1']"),
         aLabel: root.querySelector("[data-label='0']"), bLabel: root.querySelector("[data-label='1']"),
         image: root.querySelector("canvas.decoded"), scatter: root.querySelector("canvas.scatter"),
         caption: root.querySelector("[data-latent-caption]"), axes: root.querySelector(".axes"),
+        thumb: root.querySelector(".thumb"), thumbCanvas: root.querySelector(".thumb canvas"),
+        thumbCaption: root.querySelector(".thumb span"),
     };
-    const SIZE = data.scatter_size;
 
     if (state.modelKey !== data.model_key) {
         state.model = loadModel(data);
@@ -87,6 +70,16 @@ export default function (component) {
         state.pointsKey = data.points_key;
         state.layer = null;
     }
+    const sheet = data.thumbnails;
+    if (sheet && state.sheetKey !== sheet.key) {
+        state.sheetKey = sheet.key;
+        state.sheet = null;
+        const img = new Image();
+        img.onload = () => { if (state.sheetKey === sheet.key) state.sheet = img; };
+        img.src = sheet.src;
+    }
+    const viewKey = JSON.stringify(data.view);
+    if (state.viewKey !== viewKey) { state.viewKey = viewKey; state.layer = null; }
     state.data = data;
     const mean = data.projection_mean, comps = data.projection_components;
 
@@ -107,80 +100,165 @@ export default function (component) {
     }
     els.axes.textContent = `horizontal: ${data.scatter_titles[0]}, vertical: ${data.scatter_titles[1]}`;
 
-    const toCanvas = (v, flip) => {
-        const t = (v - state.points.lo) / (state.points.hi - state.points.lo);
-        return flip ? SIZE * (1 - t) : SIZE * t;
-    };
-    const fromCanvas = (px, flip) => state.points.lo + (flip ? 1 - px / SIZE : px / SIZE) * (state.points.hi - state.points.lo);
+    // The image and the map share the width: side by side down to a 480 px column (a
+    // projector's 564 px main column included), stacked below that.
+    function layout() {
+        const width = Math.floor(root.getBoundingClientRect().width) || 560;
+        const gap = width < 760 ? 16 : 32;
+        let controls = Math.round(Math.min(280, Math.max(160, 0.36 * width)));
+        let size = Math.min(state.data.scatter_size, width - controls - gap);
+        const stacked = size < 260;
+        if (stacked) { controls = Math.min(280, width); size = Math.min(state.data.scatter_size, width); }
+        root.classList.toggle("stacked", stacked);
+        root.style.gap = gap + "px";
+        const key = `${controls}:${size}`;
+        if (state.layoutKey === key) return;
+        state.layoutKey = key;
+        els.controls.style.width = controls + "px";
+        els.map.style.width = size + "px";
+        els.image.style.width = els.image.style.height = controls + "px";
+        state.plot = size - MARGIN.left - MARGIN.right;          // the plot area is square
+        state.width = size;
+        state.height = state.plot + MARGIN.top + MARGIN.bottom;
+        state.ctx = setupCanvas(els.scatter, state.width, state.height);
+        state.layer = null;
+    }
+
+    function view() {
+        const v = state.data.view, p = state.points;
+        return v ? { x0: v[0], x1: v[1], y0: v[2], y1: v[3] } : { x0: p.lo, x1: p.hi, y0: p.lo, y1: p.hi };
+    }
+    const toX = (v) => { const w = view(); return MARGIN.left + state.plot * (v - w.x0) / (w.x1 - w.x0); };
+    const toY = (v) => { const w = view(); return MARGIN.top + state.plot * (1 - (v - w.y0) / (w.y1 - w.y0)); };
+    const fromX = (px) => { const w = view(); return w.x0 + (px - MARGIN.left) / state.plot * (w.x1 - w.x0); };
+    const fromY = (py) => { const w = view(); return w.y0 + (1 - (py - MARGIN.top) / state.plot) * (w.y1 - w.y0); };
+
+    function fontPx() {
+        return Math.max(12, Math.round(0.85 * parseFloat(getComputedStyle(root).fontSize || "16")));
+    }
 
     function drawLayer() {
         const layer = document.createElement("canvas");
-        const ctx = setupCanvas(layer, SIZE);
+        const ctx = setupCanvas(layer, state.width, state.height);
+        const w = view(), size = state.plot;
         ctx.fillStyle = "#fff";
-        ctx.fillRect(0, 0, SIZE, SIZE);
-        ctx.strokeStyle = "#eee";
+        ctx.fillRect(0, 0, state.width, state.height);
+        const step = niceStep(w.x1 - w.x0, size / 45);
+        ctx.font = `${fontPx()}px sans-serif`;
+        ctx.fillStyle = "#333";
         ctx.lineWidth = 1;
-        for (let g = Math.ceil(state.points.lo); g <= state.points.hi; g++) {
-            ctx.strokeStyle = g === 0 ? "#bbb" : "#eee";
-            ctx.beginPath(); ctx.moveTo(toCanvas(g), 0); ctx.lineTo(toCanvas(g), SIZE); ctx.stroke();
-            ctx.beginPath(); ctx.moveTo(0, toCanvas(g, true)); ctx.lineTo(SIZE, toCanvas(g, true)); ctx.stroke();
+        for (const [from, to, axis] of [[w.x0, w.x1, "x"], [w.y0, w.y1, "y"]]) {
+            for (let g = Math.ceil(from / step) * step; g <= to + 1e-9; g += step) {
+                const zero = Math.abs(g) < step / 2;
+                ctx.strokeStyle = zero ? "#aaa" : "#e6e6e6";
+                ctx.beginPath();
+                if (axis === "x") {
+                    const x = toX(g);
+                    ctx.moveTo(x, MARGIN.top); ctx.lineTo(x, MARGIN.top + size); ctx.stroke();
+                    ctx.textAlign = "center"; ctx.textBaseline = "top";
+                    ctx.fillText(tickLabel(g, step), x, MARGIN.top + size + 4);
+                } else {
+                    const y = toY(g);
+                    ctx.moveTo(MARGIN.left, y); ctx.lineTo(MARGIN.left + size, y); ctx.stroke();
+                    ctx.textAlign = "right"; ctx.textBaseline = "middle";
+                    ctx.fillText(tickLabel(g, step), MARGIN.left - 4, y);
+                }
+            }
         }
+        ctx.strokeStyle = "#bbb";
+        ctx.strokeRect(MARGIN.left + 0.5, MARGIN.top + 0.5, size - 1, size - 1);
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(MARGIN.left, MARGIN.top, size, size);
+        ctx.clip();
         const { xy, labels } = state.points;
-        ctx.globalAlpha = 0.55;
+        ctx.globalAlpha = 0.6;
         for (let i = 0; i < labels.length; i++) {
             ctx.fillStyle = COLOURS[labels[i] % 10];
-            ctx.fillRect(toCanvas(xy[2 * i]) - 1.5, toCanvas(xy[2 * i + 1], true) - 1.5, 3, 3);
+            ctx.fillRect(toX(xy[2 * i]) - 1.5, toY(xy[2 * i + 1]) - 1.5, 3, 3);
         }
-        ctx.globalAlpha = 1;
+        ctx.restore();
         return layer;
     }
 
     function currentZ() {
-        const z = Float32Array.from(data.base);
-        z[data.dims[0]] = parseFloat(els.a.value);
-        if (data.latent_dim > 1) z[data.dims[1]] = parseFloat(els.b.value);
+        const z = Float32Array.from(state.data.base);
+        z[state.data.dims[0]] = parseFloat(els.a.value);
+        if (state.data.latent_dim > 1) z[state.data.dims[1]] = parseFloat(els.b.value);
         return z;
     }
 
-    function render() {
-        const z = currentZ();
-        const pixels = decode(state.model, z);
-        const small = state.small || (state.small = document.createElement("canvas"));
-        small.width = data.width;
-        small.height = data.height;
-        const sctx = small.getContext("2d");
-        const image = sctx.createImageData(data.width, data.height);
-        for (let i = 0; i < pixels.length; i++) {
-            const v = Math.round(255 * pixels[i]);
-            image.data[4 * i] = image.data[4 * i + 1] = image.data[4 * i + 2] = v;
-            image.data[4 * i + 3] = 255;
-        }
-        sctx.putImageData(image, 0, 0);
-        const ictx = els.image.getContext("2d");
-        ictx.imageSmoothingEnabled = false;
-        ictx.drawImage(small, 0, 0, els.image.width, els.image.height);
-
-        const ctx = state.ctx || (state.ctx = setupCanvas(els.scatter, SIZE));
-        state.layer = state.layer || drawLayer();
-        ctx.drawImage(state.layer, 0, 0, SIZE, SIZE);
-        let mx = 0, my = 0;
-        for (let k = 0; k < z.length; k++) {
-            mx += (z[k] - mean[k]) * comps[2 * k];
-            my += (z[k] - mean[k]) * comps[2 * k + 1];
-        }
-        const cx = toCanvas(mx), cy = toCanvas(my, true);
-        ctx.strokeStyle = "#000";
-        ctx.lineWidth = 3;
+    // The posterior's ellipses (1 and 2 sd), its mean and the numbered draws, over the map.
+    function drawPosterior(ctx) {
+        const post = state.data.posterior;
+        if (!post) return;
+        const w = view(), sx = state.plot / (w.x1 - w.x0), sy = state.plot / (w.y1 - w.y0);
+        ctx.save();
         ctx.beginPath();
-        ctx.moveTo(cx - 8, cy - 8); ctx.lineTo(cx + 8, cy + 8);
-        ctx.moveTo(cx + 8, cy - 8); ctx.lineTo(cx - 8, cy + 8);
-        ctx.stroke();
+        ctx.rect(MARGIN.left, MARGIN.top, state.plot, state.plot);
+        ctx.clip();
+        post.ellipses.forEach(({ centre, radii, angle, k }) => {
+            ctx.beginPath();
+            // The y axis points down on the canvas, so the angle changes sign.
+            ctx.ellipse(toX(centre[0]), toY(centre[1]), Math.max(radii[0] * sx, 1), Math.max(radii[1] * sy, 1),
+                        -angle, 0, 2 * Math.PI);
+            ctx.setLineDash(k === 1 ? [] : [6, 4]);
+            ctx.lineWidth = 4;
+            ctx.strokeStyle = "rgba(255,255,255,0.85)";
+            ctx.stroke();
+            ctx.lineWidth = 2;
+            ctx.strokeStyle = "#111";
+            ctx.stroke();
+        });
+        ctx.setLineDash([]);
+        const [mx, my] = post.mean;
+        ctx.fillStyle = "#111";
+        ctx.beginPath(); ctx.arc(toX(mx), toY(my), 3, 0, 2 * Math.PI); ctx.fill();
+        ctx.font = `bold ${fontPx()}px sans-serif`;
+        ctx.textAlign = "center"; ctx.textBaseline = "middle";
+        post.samples.forEach(([x, y], i) => {
+            const cx = toX(x), cy = toY(y);
+            ctx.beginPath(); ctx.arc(cx, cy, 6, 0, 2 * Math.PI);
+            ctx.fillStyle = "#ffd400"; ctx.fill();
+            ctx.lineWidth = 1.5; ctx.strokeStyle = "#111"; ctx.stroke();
+            ctx.fillStyle = "#111";
+            ctx.fillText(String(i + 1), cx + 12, cy - 10);
+        });
+        ctx.restore();
+    }
+
+    function render() {
+        const t0 = performance.now();
+        const z = currentZ();
+        const d = state.data;
+        const small = state.small || (state.small = document.createElement("canvas"));
+        drawPixels(els.image, decode(state.model, z), d.width, d.height, small);
+
+        const ctx = state.ctx;
+        state.layer = state.layer || drawLayer();
+        ctx.drawImage(state.layer, 0, 0, state.width, state.height);
+        drawPosterior(ctx);
+        if (d.linear) {
+            let mx = 0, my = 0;
+            for (let k = 0; k < z.length; k++) {
+                mx += (z[k] - mean[k]) * comps[2 * k];
+                my += (z[k] - mean[k]) * comps[2 * k + 1];
+            }
+            const cx = toX(mx), cy = toY(my);
+            ctx.strokeStyle = "#000";
+            ctx.lineWidth = 3;
+            ctx.beginPath();
+            ctx.moveTo(cx - 8, cy - 8); ctx.lineTo(cx + 8, cy + 8);
+            ctx.moveTo(cx + 8, cy - 8); ctx.lineTo(cx - 8, cy + 8);
+            ctx.stroke();
+        }
 
         const a = parseFloat(els.a.value).toFixed(2), b = parseFloat(els.b.value).toFixed(2);
         els.aLabel.textContent = `${els.aLabel.dataset.name} = ${a}`;
         els.bLabel.textContent = `${els.bLabel.dataset.name} = ${b}`;
-        els.caption.textContent = `decoder mean at z = (${a}, ${b})` + (data.latent_dim > 2 ? " with the other dimensions fixed" : "");
+        els.caption.textContent = `decoder mean at z = (${a}, ${b})` + (d.latent_dim > 2 ? " with the other dimensions fixed" : "");
         els.caption.dataset.z = `${a},${b}`;
+        els.caption.dataset.ms = (performance.now() - t0).toFixed(2);
     }
 
     function commit() {
@@ -199,7 +277,7 @@ export default function (component) {
         const { xy, labels } = state.points;
         let best = -1, bestDistance = 64;  // within 8 px
         for (let i = 0; i < labels.length; i++) {
-            const dx = toCanvas(xy[2 * i]) - px, dy = toCanvas(xy[2 * i + 1], true) - py;
+            const dx = toX(xy[2 * i]) - px, dy = toY(xy[2 * i + 1]) - py;
             const distance = dx * dx + dy * dy;
             if (distance < bestDistance) { best = i; bestDistance = distance; }
         }
@@ -212,10 +290,10 @@ export default function (component) {
     }
 
     function moveTo(px, py, snap) {
-        // With the sliders on the scatter's axes, a click or drag sets z right there.
+        // With the sliders on the map's axes, a click or drag sets z right there.
         const s = state.data;
         const clamp = (v) => Math.min(s.range[1], Math.max(s.range[0], v));
-        let x = fromCanvas(px), y = fromCanvas(py, true);
+        let x = fromX(px), y = fromY(py);
         if (snap) {
             const i = nearestPoint(px, py);
             if (i >= 0) { x = state.points.xy[2 * i]; y = state.points.xy[2 * i + 1]; }
@@ -225,8 +303,31 @@ export default function (component) {
         render();
     }
 
+    // The test digit under the pointer, as a thumbnail beside it: from the sprite sheet of the
+    // test set sent once per page run, so no server round trip.
+    function hover(event) {
+        const t0 = performance.now();
+        const [px, py] = pointer(event);
+        const i = state.sheet ? nearestPoint(px, py) : -1;
+        if (i < 0) { els.thumb.hidden = true; return; }
+        const index = state.points.indices[i], columns = state.data.thumbnails.columns;
+        const side = state.data.thumbnails.side;
+        const ctx = els.thumbCanvas.getContext("2d");
+        ctx.imageSmoothingEnabled = false;
+        ctx.drawImage(state.sheet, (index % columns) * side, Math.floor(index / columns) * side, side, side,
+                      0, 0, els.thumbCanvas.width, els.thumbCanvas.height);
+        els.thumbCaption.textContent = `test #${index}: a ${state.points.labels[i]}`;
+        const mapRect = els.map.getBoundingClientRect(), canvasRect = els.scatter.getBoundingClientRect();
+        const left = canvasRect.left - mapRect.left + px, top = canvasRect.top - mapRect.top + py;
+        els.thumb.style.left = (left + 14 + THUMB + 8 > mapRect.width ? left - THUMB - 22 : left + 14) + "px";
+        els.thumb.style.top = Math.max(0, top - THUMB - 24) + "px";
+        els.thumb.hidden = false;
+        els.thumb.dataset.index = index;
+        els.thumb.dataset.ms = (performance.now() - t0).toFixed(2);
+    }
+
     // Listeners are bound once; they call this render's functions, which see the latest data.
-    Object.assign(state, { render, commit, moveTo, nearestPoint, pointer, setTriggerValue });
+    Object.assign(state, { render, commit, moveTo, nearestPoint, pointer, hover, layout, setTriggerValue });
     if (!state.bound) {
         state.bound = true;
         for (const input of [els.a, els.b]) {
@@ -236,23 +337,28 @@ export default function (component) {
         els.scatter.addEventListener("pointerdown", (event) => {
             const [px, py] = state.pointer(event);
             if (!state.data.slider_axes) {
-                // Above 2-D the scatter is a projection: a click picks a test digit, whose code
+                // Above 2-D the map is a projection: a click picks a test digit, whose code
                 // Python makes the base point.
                 const i = state.nearestPoint(px, py);
-                if (i >= 0) state.setTriggerValue("clicked", i);
+                if (i >= 0) state.setTriggerValue("clicked", state.points.indices[i]);
                 return;
             }
             state.active = true;
             state.dragging = true;
+            els.thumb.hidden = true;
             els.scatter.setPointerCapture(event.pointerId);
             state.moveTo(px, py, true);
         });
         els.scatter.addEventListener("pointermove", (event) => {
             if (state.dragging) state.moveTo(...state.pointer(event), false);
+            else state.hover(event);
         });
         els.scatter.addEventListener("pointerup", () => {
             if (state.dragging) { state.dragging = false; state.commit(); }
         });
+        els.scatter.addEventListener("pointerleave", () => { els.thumb.hidden = true; });
+        new ResizeObserver(() => { state.layout(); state.render(); }).observe(root);
     }
+    layout();
     render();
 }

@@ -1,20 +1,24 @@
 """The Latent space explorer as a Streamlit component: the MLP decoder runs in the browser.
 
-A slider move or a drag on the scatter redraws the decoded image and the marker at once,
-with no server round trip (a plain Streamlit slider only sends its value on release, and a
-Plotly chart redrawn on every move took 300-500 ms here). The decoder's weights and the
-projected test encodings are sent once per full page run.
+A slider move or a drag on the map redraws the decoded image and the marker at once, and a
+hover over a test digit's point shows that digit, with no server round trip (a plain Streamlit
+slider only sends its value on release, and a Plotly chart redrawn on every move took 300-500 ms
+here). The decoder's weights, the projected test encodings and a sprite sheet of the test digits
+are sent once per full page run. The decoder itself is ui/browser_decoder.js, shared with the
+Interpolate scrubber.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
-from vae_core.vae.explore import Projection, mean_decoder_layers
+from vae_core.vae.explore import Ellipse, Projection, mean_decoder_layers
 from vae_core.vae.model import MLPVAE
 
 _HERE = Path(__file__).resolve().parent
@@ -28,31 +32,45 @@ HTML = """
   </div>
   <div class="map">
     <canvas class="scatter"></canvas>
+    <div class="thumb" hidden><canvas width="84" height="84"></canvas><span></span></div>
     <div class="caption axes"></div>
-    <div class="legend">
-      <span style="color:#1f77b4">● 0</span> <span style="color:#ff7f0e">● 1</span>
-      <span style="color:#2ca02c">● 2</span> <span style="color:#d62728">● 3</span>
-      <span style="color:#9467bd">● 4</span> <span style="color:#8c564b">● 5</span>
-      <span style="color:#e377c2">● 6</span> <span style="color:#7f7f7f">● 7</span>
-      <span style="color:#bcbd22">● 8</span> <span style="color:#17becf">● 9</span>
+    <div class="legend" data-legend>
+      <b>digit:</b>
+      <span style="--c:#1f77b4">0</span> <span style="--c:#ff7f0e">1</span>
+      <span style="--c:#2ca02c">2</span> <span style="--c:#d62728">3</span>
+      <span style="--c:#9467bd">4</span> <span style="--c:#8c564b">5</span>
+      <span style="--c:#e377c2">6</span> <span style="--c:#7f7f7f">7</span>
+      <span style="--c:#bcbd22">8</span> <span style="--c:#17becf">9</span>
     </div>
   </div>
 </div>
 """
 CSS = """
-.latent-explorer { display: flex; gap: 2rem; flex-wrap: wrap; align-items: flex-start;
+.latent-explorer { display: flex; gap: 2rem; flex-wrap: nowrap; align-items: flex-start;
                    font-family: var(--st-font); color: var(--st-text-color); }
-.controls { display: flex; flex-direction: column; gap: 0.6rem; width: 280px; }
+.latent-explorer.stacked { flex-wrap: wrap; }
+.controls { display: flex; flex-direction: column; gap: 0.6rem; width: 280px; flex: none; }
 .controls label { display: flex; flex-direction: column; font-size: 0.9rem; gap: 0.2rem; }
 .controls input[type=range] { width: 100%; accent-color: var(--st-primary-color); }
 canvas.decoded { width: 280px; height: 280px; image-rendering: pixelated; border-radius: 4px; }
-canvas.scatter { cursor: crosshair; border: 1px solid #ddd; border-radius: 4px; touch-action: none; }
-.caption { font-size: 0.85rem; opacity: 0.7; text-align: center; }
-.legend { font-size: 0.9rem; text-align: center; margin-top: 0.3rem; }
-.legend span { margin: 0 0.25rem; white-space: nowrap; }
+.map { position: relative; flex: none; }
+canvas.scatter { display: block; cursor: crosshair; touch-action: none; }
+.thumb { position: absolute; pointer-events: none; background: #fff; border: 1px solid #888;
+         border-radius: 4px; padding: 3px; box-shadow: 0 2px 6px rgba(0,0,0,0.25); text-align: center;
+         font-size: 0.8rem; line-height: 1.2; }
+.thumb[hidden] { display: none; }
+.thumb canvas { display: block; width: 84px; height: 84px; image-rendering: pixelated; }
+.caption { font-size: 0.85rem; opacity: 0.75; text-align: center; }
+.legend { font-size: 1rem; text-align: center; margin-top: 0.3rem; line-height: 1.6; }
+.legend span { margin: 0 0.2rem; white-space: nowrap; }
+.legend span::before { content: ""; display: inline-block; width: 0.75em; height: 0.75em; border-radius: 50%;
+                       background: var(--c); margin-right: 0.2em; vertical-align: -0.05em; }
 """
+DECODER_JS = (_HERE / "browser_decoder.js").read_text(encoding="utf-8")
 _component = st.components.v2.component(
-    "latent_explorer", html=HTML, css=CSS, js=(_HERE / "latent_explorer.js").read_text(encoding="utf-8"))
+    "latent_explorer", html=HTML, css=CSS,
+    js=DECODER_JS + "\n" + (_HERE / "latent_explorer.js").read_text(encoding="utf-8"))
+THUMBNAIL_COLUMNS = 100
 
 
 def supports(model) -> bool:
@@ -78,20 +96,60 @@ def decoder_payload(_model, model_key: str) -> dict:
             "height": c.image_height, "width": c.image_width, "model_key": model_key}
 
 
-def latent_explorer(model, model_key: str, points: np.ndarray, labels: np.ndarray, projection: Projection,
+@st.cache_data(show_spinner="Preparing the hover thumbnails...", max_entries=4)
+def thumbnail_sheet(_images: np.ndarray, images_key: str) -> dict:
+    """The test digits (N, H, W) in [0, 1] tiled into one PNG, THUMBNAIL_COLUMNS to a row, as a
+    data URL for the hover thumbnails. Sixteen grey levels are plenty for an 84-px thumbnail and
+    make the sheet about 1 MB for MNIST's 10,000 digits instead of 1.6."""
+    n, h, w = _images.shape
+    if h != w:
+        raise ValueError("thumbnails need square images")
+    rows = -(-n // THUMBNAIL_COLUMNS)
+    padded = np.zeros((rows * THUMBNAIL_COLUMNS, h, w), np.float32)
+    padded[:n] = _images
+    levels = np.round(np.clip(padded, 0, 1) * 15).astype(np.uint8) * 17
+    sheet = levels.reshape(rows, THUMBNAIL_COLUMNS, h, w).transpose(0, 2, 1, 3).reshape(rows * h, THUMBNAIL_COLUMNS * w)
+    buffer = io.BytesIO()
+    Image.fromarray(sheet, mode="L").save(buffer, format="PNG", compress_level=6)
+    return {"src": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "columns": THUMBNAIL_COLUMNS, "side": h, "key": images_key}
+
+
+def posterior_overlay(mean: np.ndarray, ellipses: list[Ellipse], samples: np.ndarray | None) -> dict:
+    """What the map draws of a digit's q(z|x): its (projected) mean, its ellipses (the k of each
+    from the order: 1 then 2 standard deviations) and the projected draws, numbered from 1."""
+    return {"mean": [float(v) for v in mean],
+            "ellipses": [{"centre": [float(v) for v in e.centre], "radii": list(e.radii), "angle": e.angle, "k": k}
+                         for k, e in enumerate(ellipses, 1)],
+            "samples": [] if samples is None else np.asarray(samples, float).tolist()}
+
+
+def latent_explorer(model, model_key: str, points: np.ndarray, labels: np.ndarray, projection: Projection | None,
                     dims: tuple[int, int], base: np.ndarray | None, z: tuple[float, float],
-                    titles: tuple[str, str], key: str):
-    """Mount the explorer; returns the component's result (`.z` after a move, `.clicked`)."""
+                    titles: tuple[str, str], key: str, point_indices: np.ndarray | None = None,
+                    thumbnails: dict | None = None, posterior: dict | None = None,
+                    view: tuple[float, float, float, float] | None = None):
+    """Mount the explorer; returns the component's result (`.z` after a move, `.clicked`: the
+    test index of a clicked point). `projection` is None for a map that is not a linear image of
+    latent space (t-SNE): no cross for the current z there. `point_indices` are the test indices
+    of the points (all of them, in order, by default); `view` (x0, x1, y0, y1) zooms the map."""
     latent_dim = model.config.latent_dim
+    if point_indices is None:
+        point_indices = np.arange(len(points))
+    linear = projection is not None
     data = {
         **decoder_payload(model, model_key),
         "points": _b64(points.astype(np.float32)), "labels": _b64(labels.astype(np.uint8)),
-        "points_key": f"{model_key}:{dims}:{len(points)}",
-        "projection_mean": projection.mean.tolist(), "projection_components": projection.components.ravel().tolist(),
+        "point_indices": _b64(np.asarray(point_indices, dtype=np.int32)),
+        "points_key": f"{model_key}:{dims}:{len(points)}:{'linear' if linear else 'map'}",
+        "linear": linear,
+        "projection_mean": (projection.mean if linear else np.zeros(latent_dim)).tolist(),
+        "projection_components": (projection.components if linear else np.zeros((latent_dim, 2))).ravel().tolist(),
         "dims": list(dims), "base": (np.zeros(latent_dim) if base is None else base).astype(float).tolist(),
         "z": list(z), "range": [-4.0, 4.0], "step": 0.05,
         "axis_names": [f"z{dims[0] + 1}", f"z{dims[1] + 1}"], "scatter_titles": list(titles),
         "slider_axes": latent_dim <= 2, "scatter_size": 460,
+        "thumbnails": thumbnails, "posterior": posterior, "view": None if view is None else [float(v) for v in view],
     }
     return _component(key=key, data=data, default={"z": list(z)}, on_z_change=lambda: None,
                       on_clicked_change=lambda: None)

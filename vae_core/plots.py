@@ -37,7 +37,9 @@ def latent_scatter(points: np.ndarray, labels: np.ndarray, axis_titles: tuple[st
     if marker is not None:
         fig.add_trace(go.Scattergl(x=[marker[0]], y=[marker[1]], mode="markers", name="z",
                                  marker=dict(symbol="x-thin", size=18, line=dict(width=4, color="black"))))
+    # Legend markers drawn at a constant, readable size rather than the points' 4 px.
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="digit",
+                      legend=dict(itemsizing="constant", font=dict(size=15)),
                       xaxis_title=axis_titles[0], yaxis_title=axis_titles[1], uirevision="latent",
                       clickmode="event+select", dragmode="pan", plot_bgcolor="white")
     fig.update_xaxes(showgrid=True, gridcolor="#eee", zeroline=True, zerolinecolor="#ccc")

@@ -1,5 +1,6 @@
 """What the app shows, computed: decoding latent points, manifold grids, encodings and their
-projection, interpolation paths, and the analysis of one image under a trained VAE.
+projection, a posterior's ellipse and reparameterised draws from it,
+interpolation paths, and the analysis of one image under a trained VAE.
 
 Inputs and outputs are numpy arrays so that the pages stay free of tensor code.
 """
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .model import VAE
+from .model import VAE, reparameterize
 from .objective import elbo, gaussian_kl, importance_sampled_log_likelihood, log_likelihood
 
 
@@ -106,6 +107,61 @@ def pca_projection(z: np.ndarray) -> Projection:
         if len(variance) > 1 else (1.0, 0.0)
     components = vt[:2].T if vt.shape[0] > 1 else np.concatenate([vt.T, np.zeros_like(vt.T)], 1)
     return Projection(mean.astype(np.float32), components.astype(np.float32), explained)
+
+
+@dataclass(frozen=True)
+class Ellipse:
+    """A level set of a 2-D Gaussian: centre, the two half-axes and the first one's angle."""
+    centre: np.ndarray          # (2,)
+    radii: tuple[float, float]  # half-axis lengths, the longer first
+    angle: float                # radians, of the first half-axis from the horizontal axis
+
+
+def posterior_ellipse(mu, sigma, projection: Projection, k: float = 1.0) -> Ellipse:
+    """The k-standard-deviation ellipse of q(z|x) = N(mu, diag(sigma^2)) seen through a linear
+    projection: the projected Gaussian has covariance C^T diag(sigma^2) C, and its points at
+    Mahalanobis distance k form the ellipse."""
+    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    c = np.asarray(projection.components, np.float64)   # (D, 2)
+    covariance = c.T @ (sigma[:, None] ** 2 * c)         # (2, 2)
+    variances, vectors = np.linalg.eigh(covariance)      # ascending
+    major = vectors[:, 1]
+    return Ellipse(projection(mu).astype(np.float64),
+                   (k * float(np.sqrt(max(variances[1], 0.0))), k * float(np.sqrt(max(variances[0], 0.0)))),
+                   float(np.arctan2(major[1], major[0])))
+
+
+def mahalanobis_2d(points, ellipse: Ellipse) -> np.ndarray:
+    """Distance of 2-D points (N, 2) from the ellipse's centre in units of its half-axes: 1 on
+    the ellipse itself, below 1 inside."""
+    d = np.asarray(points, np.float64) - ellipse.centre
+    cos, sin = np.cos(ellipse.angle), np.sin(ellipse.angle)
+    along, across = d[:, 0] * cos + d[:, 1] * sin, -d[:, 0] * sin + d[:, 1] * cos
+    return np.sqrt((along / ellipse.radii[0]) ** 2 + (across / ellipse.radii[1]) ** 2)
+
+
+@dataclass(frozen=True)
+class ReparameterisedDraws:
+    """Draws from q(z|x) made as the reparameterisation trick makes them (AEVB sec. 2.4)."""
+    mu: np.ndarray      # (D,) the posterior mean
+    sigma: np.ndarray   # (D,) the posterior standard deviation
+    eps: np.ndarray     # (n, D) eps ~ N(0, I)
+    z: np.ndarray       # (n, D) = mu + sigma * eps
+    images: np.ndarray  # (n, H, W) the decoder's mean at each z
+
+
+@torch.no_grad()
+def reparameterised_draws(model: VAE, image, n: int = 5, seed: int = 0) -> ReparameterisedDraws:
+    """Encode one image (H, W), draw n times eps ~ N(0, I) with a seeded generator, form
+    z = mu + sigma * eps with the model's own `reparameterize`, and decode each z."""
+    x = _tensor(model, image).reshape(1, *model.config.image_shape)
+    posterior = model.encode(x)
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    eps = torch.randn((n, 1, model.config.latent_dim), dtype=x.dtype, device=x.device, generator=g)
+    z = reparameterize(posterior, n, torch.Generator(device=x.device).manual_seed(seed))[:, 0]  # (n, D)
+    return ReparameterisedDraws(
+        mu=posterior.mu[0].cpu().numpy(), sigma=torch.exp(0.5 * posterior.logvar[0]).cpu().numpy(),
+        eps=eps[:, 0].cpu().numpy(), z=z.cpu().numpy(), images=model.mean_image(z)[:, 0].cpu().numpy())
 
 
 def interpolate(z0, z1, steps: int, method: str = "linear") -> np.ndarray:
