@@ -1,40 +1,73 @@
-"""VAE Explorer (`streamlit run app.py`): the home page; the other pages are in pages/."""
+"""VAE Explorer (`streamlit run app.py`): the home page; the other pages are in pages/.
+
+Home opens on the live latent explorer of the shipped 2-D model, with three steps to start
+from beside it and the maths folded below. Everything but the explorer is drawn first and
+without torch, so the page is readable and its links usable at once on a cold server; the
+explorer, which needs torch, the model and the test set, comes last.
+"""
 
 import streamlit as st
 
-from ui.common import available_runs, sidebar_run_picker
+from ui.common import PAGE_ICON, available_runs, run_label, shipped_run, sidebar_run_picker, state_key
+from ui.presentation import presenting
 from vae_core.report import RunSummary, run_summary
 
+HOME_MODEL = "mnist-mlp-z2"  # the shipped 2-D VAE: its latent space is the map itself
 
-st.set_page_config(page_title="VAE Explorer", page_icon=":material/blur_on:", layout="wide")
-sidebar_run_picker()  # the home page needs no model, nor torch
+st.set_page_config(page_title="VAE Explorer", page_icon=PAGE_ICON, layout="wide")
+sidebar_run_picker()  # the home page needs no model, nor torch, until the explorer
 
 st.title("VAE Explorer")
 st.markdown(
-    "A variational autoencoder (Kingma & Welling 2013) learns a generative model "
-    "p(x, z) = p(z) p(x|z) of images together with an *encoder* q(z|x) that approximates the "
-    "posterior over the latent code z. Both are trained at once by maximising the "
-    "**evidence lower bound** (ELBO) on log p(x):")
-st.latex(r"\log p_\theta(x) \;\ge\; \mathcal{L}(\theta,\phi;x) \;=\; "
-         r"\underbrace{\mathbb{E}_{q_\phi(z|x)}\big[\log p_\theta(x|z)\big]}_{\text{reconstruction}}"
-         r"\;-\;\underbrace{D_{KL}\big(q_\phi(z|x)\,\|\,p(z)\big)}_{\text{KL to the prior } \mathcal{N}(0,I)}")
-st.markdown(
-    "The expectation is estimated with samples of z, and to let gradients flow through the "
-    "sampling the paper writes z as a deterministic function of the encoder's output and "
-    "independent noise: the **reparameterisation trick**.")
-st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x) \odot \epsilon, \qquad \epsilon \sim \mathcal{N}(0, I)")
-st.markdown(
-    "With a Gaussian posterior the KL term has a closed form (the paper's estimator B), "
-    r"$-D_{KL} = \tfrac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)$, "
-    "so only the reconstruction term needs sampling. All numbers in this app are in nats per image.")
+    "A variational autoencoder learns to squeeze every image of a digit into a short code z, and "
+    "to draw a digit back from any code. The model below keeps only **two numbers** per digit, so "
+    "its whole space of codes is a map you can walk on.")
+
+# The explorer and the steps side by side, the steps wrapping below the explorer on a narrow
+# screen (a projector at 1024 px leaves the page about 560 px).
+row = st.container(horizontal=True, gap="large")
+explorer_box = row.container(width="content")
+with row.container(width=320 if not presenting() else 420):
+    st.subheader("Start here")
+    st.markdown(
+        "1. **Move a slider, or drag on the map.** The image is what the decoder draws at that "
+        "code z. Where do the 1s live? Where does a 7 turn into a 9?\n"
+        "2. **Click a coloured dot.** Each dot is a test digit's code, coloured by its class (the "
+        "legend is under the map): the image is what the model keeps of that digit.\n"
+        "3. **Bring your own digit.** Draw one and see it encoded and rebuilt, or train a model "
+        "and watch it learn.")
+    st.page_link("pages/4_Reconstruct.py", label="Draw a digit", icon=":material/draw:")
+    st.page_link("pages/1_Train.py", label="Train a model", icon=":material/model_training:")
+    st.page_link("pages/2_Latent_space.py", label="The full latent space page", icon=":material/scatter_plot:")
+
+with st.expander("The maths: the evidence lower bound (ELBO) and the reparameterisation trick"):
+    st.markdown(
+        "A variational autoencoder (Kingma & Welling 2013) learns a generative model "
+        "p(x, z) = p(z) p(x|z) of images together with an *encoder* q(z|x) that approximates the "
+        "posterior over the latent code z. Both are trained at once by maximising the "
+        "**evidence lower bound** (ELBO) on log p(x):")
+    # Two lines, so that the bound fits a projector's narrow page.
+    st.latex(r"\begin{aligned}\log p_\theta(x) \;\ge\; \mathcal{L}(\theta,\phi;x) \;=\;& "
+             r"\underbrace{\mathbb{E}_{q_\phi(z|x)}\big[\log p_\theta(x|z)\big]}_{\text{reconstruction}}\\"
+             r"&-\;\underbrace{D_{KL}\big(q_\phi(z|x)\,\|\,p(z)\big)}_{\text{KL to the prior } \mathcal{N}(0,I)}"
+             r"\end{aligned}")
+    st.markdown(
+        "The expectation is estimated with samples of z, and to let gradients flow through the "
+        "sampling the paper writes z as a deterministic function of the encoder's output and "
+        "independent noise: the **reparameterisation trick**.")
+    st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x) \odot \epsilon, \qquad \epsilon \sim \mathcal{N}(0, I)")
+    st.markdown(
+        "With a Gaussian posterior the KL term has a closed form (the paper's estimator B), "
+        r"$-D_{KL} = \tfrac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)$, "
+        "so only the reconstruction term needs sampling. All numbers in this app are in nats per image.")
 
 st.subheader("What to explore")
 st.markdown(
     "- **Train**: train a VAE in the background and watch its ELBO, reconstruction and KL live; "
     "or a semi-supervised M2 and its accuracy.\n"
-    "- **Latent space**: move through a 2-D latent space and see what the decoder draws there.\n"
+    "- **Latent space**: move through a latent space and see what the decoder draws there.\n"
     "- **Interpolate**: walk from one digit's code to another's.\n"
-    "- **Reconstruct**: upload a digit of your own, see it prepared like MNIST, encoded and rebuilt.\n"
+    "- **Reconstruct**: draw or upload a digit of your own, see it prepared like MNIST, encoded and rebuilt.\n"
     "- **Training curves**: compare runs, train against validation (the paper's Fig. 2).\n"
     "- **Semi-supervised**: M2 and M1+M2 (Kingma et al. 2014), trained with a few labels, classify "
     "your digit, draw a chosen class in a chosen style, and redraw a digit's style as every class.\n"
@@ -49,7 +82,7 @@ def markdown_table(rows: list[dict]) -> str:
     """A Markdown table (no dataframe: the first page loads without pandas and Arrow)."""
     def cell(value) -> str:
         if value is None:
-            return "–"
+            return "-"
         text = f"{value:.2f}" if isinstance(value, float) else str(value)
         return "".join("\\" + ch if ch in "\\|*_`[]<>#" else ch for ch in text)
     header = list(rows[0])
@@ -76,3 +109,28 @@ m2_rows = [m2_row(run_summary(run.record)) for run in available_runs("m2")]
 if m2_rows:
     st.markdown("Semi-supervised models (M2, M1+M2):")
     st.markdown(markdown_table(m2_rows))
+
+
+def show_explorer() -> None:
+    """The shipped 2-D model's explorer, decoding in the browser. Its modules are imported here,
+    once the rest of the page is on screen: torch, the model and the test set take seconds to
+    load on a cold server, and Home is the page every visitor sees first."""
+    from ui import latent_explorer
+    from ui.models import load_run, test_encodings
+    from vae_core.vae.explore import coordinate_projection
+
+    run = shipped_run(HOME_MODEL)
+    if run is None:
+        st.info("The shipped 2-D model is missing: pick a model in the sidebar and open **Latent space**.")
+        return
+    model, _ = load_run(run.path)
+    mu, labels = test_encodings(run.path)
+    projection = coordinate_projection(2, (0, 1))
+    latent_explorer.latent_explorer(model, state_key(run.path), projection(mu), labels, projection, (0, 1), None,
+                                    (0.0, 0.0), ("z1", "z2"), key="home_explorer")
+    st.caption(f"{run_label(run)}: 10,000 test digits encoded to their posterior means.")
+
+
+with explorer_box:
+    with st.spinner("Loading the 2-D model and its test digits...", show_time=True):
+        show_explorer()

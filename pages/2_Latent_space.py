@@ -4,13 +4,14 @@ import numpy as np
 import streamlit as st
 
 from ui import latent_explorer
-from ui.common import page_intro, state_key
+from ui.common import PAGE_ICON, page_intro, state_key
 from ui.images import png
 from ui.models import sidebar_model_picker, test_encodings
+from ui.presentation import chart
 from vae_core.vae.explore import coordinate_projection, decode, latent_vector, manifold_grid, pca_projection
 from vae_core.plots import latent_scatter
 
-st.set_page_config(page_title="Latent space · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
+st.set_page_config(page_title="Latent space · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
 
 path, model, ckpt = sidebar_model_picker()
 latent_dim = model.config.latent_dim
@@ -94,7 +95,7 @@ def server_explorer() -> None:
         st.image(png(decode(model, z[None])[0], scale=10), caption=f"decoder mean at z = ({a:.2f}, {b:.2f})"
                  + (" with the other dimensions fixed" if latent_dim > 2 else ""), width=280)
     with right:
-        st.plotly_chart(latent_scatter(points, labels, axis_titles, marker=projection(z)),
+        st.plotly_chart(chart(latent_scatter(points, labels, axis_titles, marker=projection(z))),
                         key="latent_scatter", on_select="rerun", selection_mode="points",
                         config={"displayModeBar": False, "scrollZoom": True})
 

@@ -2,21 +2,29 @@
 
 import streamlit as st
 
-from ui.common import page_intro
+from ui.common import PAGE_ICON, offer_run, page_intro
 from ui.digit_input import digit_input
 from ui.images import png, strip
 from ui.models import sidebar_model_picker, test_encodings, test_set_grey
+from ui.presentation import chart
 from vae_core.vae.explore import coordinate_projection, crossfade, decode, encode, interpolate, pca_projection
 from vae_core.plots import latent_scatter
 
-st.set_page_config(page_title="Interpolate · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
+st.set_page_config(page_title="Interpolate · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
 
 path, model, ckpt = sidebar_model_picker()
 page_intro("Interpolate", (
     "Encode two digits to their posterior means, walk along the line (or the great circle) "
     "between the two codes, and decode every step. Because the KL term keeps codes close to the "
     "prior, the path passes through images that look like digits, unlike the pixel-space "
-    "cross-fade below it, which only superimposes the two images."))
+    "cross-fade below it, which only superimposes the two images."),
+    try_this=("Walk from a 1 to a 0: does the path pass through another digit on the way?",
+              "Compare linear and spherical paths with the 20-D model: which keeps every step looking like a digit?",
+              "Draw your own start digit and walk to a test digit of another class."))
+if model.config.latent_dim <= 2:
+    offer_run("mnist-mlp-z20", "A 2-D code keeps only the rough shape of a digit, so the ends of the path come "
+              "out blurred. The shipped **20-D model** rebuilds both digits closely, so the walk between them is "
+              "easier to read.")
 
 images, labels = test_set_grey(ckpt)
 SOURCES = ("test digit", "class", "draw", "upload")
@@ -51,5 +59,5 @@ latent_dim = model.config.latent_dim
 projection = coordinate_projection(latent_dim, (0, min(1, latent_dim - 1))) if latent_dim <= 2 \
     else pca_projection(mu)
 titles = ("z1", "z2") if latent_dim <= 2 else ("PC 1", "PC 2")
-st.plotly_chart(latent_scatter(projection(mu), labels, titles, path=projection(path_z), height=420),
+st.plotly_chart(chart(latent_scatter(projection(mu), labels, titles, path=projection(path_z), height=420)),
                 config={"displayModeBar": False})

@@ -2,22 +2,29 @@
 
 import streamlit as st
 
-from ui.common import page_intro
+from ui.common import PAGE_ICON, offer_run, page_intro
 from ui.digit_input import digit_input, show_preparation
 from ui.images import png, tile
 from ui.models import sidebar_model_picker, test_elbos, test_log_likelihoods, test_set_grey
+from ui.presentation import chart
 from vae_core.plots import bars
 from vae_core.vae.explore import (analyse_image, image_log_likelihood, likelihood_surprises, sample_prior,
                                   score_sentence)
 
-st.set_page_config(page_title="Reconstruct · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
+st.set_page_config(page_title="Reconstruct · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
 
 path, model, ckpt = sidebar_model_picker()
 page_intro("Reconstruct", (
     "Draw a digit, upload a photo of one, or pick a test digit. A drawing or a photo is prepared the "
     "way MNIST was made; then the encoder gives its approximate posterior q(z|x) and the decoder "
     "rebuilds the digit from the posterior mean. The ELBO and the importance-sampled log-likelihood "
-    "say, in nats, how probable the model finds the image."))
+    "say, in nats, how probable the model finds the image."),
+    try_this=("Draw a 3, then close its gaps until it becomes an 8: when does the model change its mind?",
+              "Draw something that is not a digit, a letter or a smiley: what does the model rebuild?",
+              "Compare the 2-D and the 20-D model on the same drawing."))
+if model.config.latent_dim <= 2:
+    offer_run("mnist-mlp-z20", "Two numbers cannot hold a digit's details: this **2-D model** rebuilds a clean 3 "
+              "as a blurry 3 or 8. The shipped **20-D model** rebuilds digits closely.")
 
 images, labels = test_set_grey(ckpt)
 left, right = st.columns([2, 3], gap="large")
@@ -58,9 +65,9 @@ if digit is not None:
     d = len(analysis.mu)
     names = [f"z{i + 1}" for i in range(d)]
     c1, c2 = st.columns(2)
-    c1.plotly_chart(bars(analysis.mu, names, "posterior mean ± std per dimension", errors=analysis.std),
+    c1.plotly_chart(chart(bars(analysis.mu, names, "posterior mean ± std per dimension", errors=analysis.std)),
                     config={"displayModeBar": False})
-    c2.plotly_chart(bars(analysis.kl_per_dim, names, "KL to the prior per dimension (nats)"),
+    c2.plotly_chart(chart(bars(analysis.kl_per_dim, names, "KL to the prior per dimension (nats)")),
                     config={"displayModeBar": False})
 
 st.subheader("Samples from the prior")

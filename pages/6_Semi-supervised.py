@@ -3,14 +3,15 @@
 import numpy as np
 import streamlit as st
 
-from ui.common import page_intro
+from ui.common import PAGE_ICON, page_intro
 from ui.digit_input import Digit, digit_input, show_preparation
 from ui.images import png, strip, tile
 from ui.models import M1_ERRORS, m1_encoder, sidebar_model_picker, test_set_grey
+from ui.presentation import chart
 from vae_core.m2.explore import analogies, classify, generate, generative_posterior, style
 from vae_core.plots import bars
 
-st.set_page_config(page_title="Semi-supervised · VAE Explorer", page_icon=":material/blur_on:", layout="wide")
+st.set_page_config(page_title="Semi-supervised · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
 
 path, model, ckpt = sidebar_model_picker(kind="m2")
 page_intro("Semi-supervised M2", (
@@ -18,7 +19,10 @@ page_intro("Semi-supervised M2", (
     "continuous style z. It is trained on a few labelled digits and many unlabelled ones: for an "
     "unlabelled digit the bound sums over every class, weighted by the classifier q(y|x), so the "
     "unlabelled data train the classifier too. Fixing the style and changing y redraws the same "
-    "handwriting as another digit."))
+    "handwriting as another digit."),
+    try_this=("Draw a digit on Classify and see whether the classifier and the generative model agree.",
+              "On Generate, keep the style and change the class: does the slant stay?",
+              "On Analogies, upload your own digit and see every class written in your hand."))
 
 try:
     m1, m1_path = m1_encoder(ckpt)  # M1+M2: M2 works on the latent codes of a VAE, M1
@@ -32,7 +36,7 @@ if m1 is not None:
             "best results). Every image below passes through M1: its encoder for the digits shown "
             "to M2, its decoder for the digits M2 draws.")
 images, labels = test_set_grey(ckpt)
-tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "Analogies"])
+tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "Analogies"], key="m2_tab")  # keyed: the open tab stays when the model changes
 
 
 with tab_classify:
@@ -49,11 +53,11 @@ with tab_classify:
     if digit.steps is not None:
         show_preparation(digit.steps)
     left, right = st.columns(2)
-    left.plotly_chart(bars(probs, classes, f"classifier q(y|x): {probs.argmax()} ({probs.max():.1%})"),
+    left.plotly_chart(chart(bars(probs, classes, f"q(y|x): {probs.argmax()} ({probs.max():.1%})")),
                       config={"displayModeBar": False})
-    right.plotly_chart(bars(explained, classes, f"generative p(y|x): {explained.argmax()} ({explained.max():.1%})"),
+    right.plotly_chart(chart(bars(explained, classes, f"p(y|x): {explained.argmax()} ({explained.max():.1%})")),
                        config={"displayModeBar": False})
-    st.caption("Left chart: the classifier network's answer. Right chart: the generative model's own "
+    st.caption("Left chart, q(y|x): the classifier network's answer. Right chart, p(y|x): the generative model's own "
                "answer, how well each class y explains this digit, p(x|y) (importance-sampled with "
                "16 draws of the style from q(z|x, y)), normalised over the classes. On unlabelled "
                "digits training pulls the classifier towards the generative model's answer.")

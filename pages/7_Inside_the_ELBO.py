@@ -5,21 +5,25 @@ import hashlib
 
 import streamlit as st
 
-from ui.common import available_runs, page_intro, plain, run_label, state_key
+from ui.common import PAGE_ICON, available_runs, page_intro, plain, run_label, state_key
 from ui.digit_input import digit_input
 from ui.images import png
 from ui.models import LOAD_ERRORS, sidebar_model_picker, test_set, test_set_grey
+from ui.presentation import chart
 from vae_core.plots import bound_curve, estimator_violins, gradient_variances, kl_per_dimension, rate_distortion
 from vae_core.registry import load_model
 from vae_core.vae import inside
 
-st.set_page_config(page_title="Inside the ELBO · VAE Explorer", page_icon=":material/functions:", layout="wide")
+st.set_page_config(page_title="Inside the ELBO · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
 
 path, model, ckpt = sidebar_model_picker()
 page_intro("Inside the ELBO", (
     "Why is a VAE trained the way it is? Each section below measures one claim of Kingma & Welling "
     "(2013) on the model picked in the sidebar and one digit x, with the notation of the Home page. "
-    "All figures are in nats."))
+    "All figures are in nats."),
+    try_this=("On the first tab, compare the spread of estimators A and B at L = 1.",
+              "On How tight, see how many nats the ELBO leaves below log p(x) for this digit.",
+              "On Where the nats go, find the runs whose units collapsed onto the prior."))
 
 
 @st.cache_data(show_spinner="Drawing the two estimators...", max_entries=16)
@@ -74,7 +78,7 @@ st.latex(r"\widetilde{\mathcal{L}}^{A} = \tfrac{1}{L}\textstyle\sum_{l}"
 st.latex(r"\widetilde{\mathcal{L}}^{B} = \tfrac{1}{L}\textstyle\sum_{l} \log p_\theta(x|z^{(l)})"
          r" - D_{KL}\big(q_\phi(z|x)\,\|\,p(z)\big)")
 comparison = estimators(run, state, image, model)
-st.plotly_chart(estimator_violins([(d.num_samples, d.a, d.b) for d in comparison.draws], comparison.elbo),
+st.plotly_chart(chart(estimator_violins([(d.num_samples, d.a, d.b) for d in comparison.draws], comparison.elbo)),
                 config={"displayModeBar": False})
 rows = ["| L | A: mean ± s.e. | B: mean ± s.e. | Var A / Var B |", "|---|---|---|---|"]
 rows += [f"| {d.num_samples} | {d.a_mean:.2f} ± {d.a_stderr:.2f} | {d.b_mean:.2f} ± {d.b_stderr:.2f} "
@@ -116,8 +120,8 @@ curve = bounds(run, state, image, inside.BOUND_SAMPLES, 4, 0, model)
 log_px = None
 if st.session_state.get("inside_log_likelihood") == asked:
     log_px = bounds(run, state, image, (inside.LOG_LIKELIHOOD_SAMPLES,), 10, 1, model)
-st.plotly_chart(bound_curve(curve.num_samples, curve.mean, curve.stderr, comparison.elbo,
-                            None if log_px is None else float(log_px.mean[0])),
+st.plotly_chart(chart(bound_curve(curve.num_samples, curve.mean, curve.stderr, comparison.elbo,
+                            None if log_px is None else float(log_px.mean[0]))),
                 config={"displayModeBar": False})
 st.caption(f"Mean and standard error of L_k over {curve.repeats[0]:,} draws at k = 1 down to "
            f"{curve.repeats[-1]} at k = {curve.num_samples[-1]:,}, at least {curve.repeats[0]:,} samples per point.")
@@ -143,9 +147,9 @@ st.latex(r"\nabla_\phi\, \mathbb{E}_{q_\phi(z|x)}\big[f(z)\big]"
 st.latex(r"\nabla_\phi\, \mathbb{E}_{q_\phi(z|x)}\big[f(z)\big]"
          r" = \mathbb{E}_{\epsilon \sim \mathcal{N}(0, I)}\big[\nabla_\phi f(\mu_\phi + \sigma_\phi \odot \epsilon)\big]")
 st.latex(r"f(z) = \log p_\theta(x|z)")
-st.plotly_chart(gradient_variances(gradient.num_samples, {"reparameterisation": gradient.reparameterisation,
+st.plotly_chart(chart(gradient_variances(gradient.num_samples, {"reparameterisation": gradient.reparameterisation,
                                                           "score function": gradient.score_function},
-                                   lines=[1, 1000]),
+                                   lines=[1, 1000])),
                 config={"displayModeBar": False})
 ratio = f"{float(f'{gradient.ratio[0]:.2g}'):,.0f}"  # two significant figures: the rest is noise
 st.metric("Score-function variance ÷ reparameterisation variance, L = 1", f"{ratio}×")
@@ -179,12 +183,12 @@ results = [(r, usage(str(r.path), state_key(r.path))) for r in same]
 results = [(r, u) for r, u in results if u is not None]
 names = [run_label(r) for r, _ in results]
 picked = next((name for name, (r, _) in zip(names, results) if r.path == path), None)
-st.plotly_chart(rate_distortion(names, [u.kl for _, u in results], [-u.recon for _, u in results],
-                                highlight=picked), config={"displayModeBar": False})
+st.plotly_chart(chart(rate_distortion(names, [u.kl for _, u in results], [-u.recon for _, u in results],
+                                highlight=picked)), config={"displayModeBar": False})
 table = ["| run | β | active units | R | D | ELBO |", "|---|---|---|---|---|---|"]
 table += [f"| {plain(name)} | {r.record.train_config.beta:g} | {u.num_active} of {len(u.active)} | {u.kl:.2f} "
           f"| {-u.recon:.2f} | {u.elbo:.2f} |" for name, (r, u) in zip(names, results)]
 st.markdown("\n".join(table))
-st.plotly_chart(kl_per_dimension([(name, u.kl_per_dim, u.active) for name, (_, u) in zip(names, results)]),
+st.plotly_chart(chart(kl_per_dimension([(name, u.kl_per_dim, u.active) for name, (_, u) in zip(names, results)])),
                 config={"displayModeBar": False})
 st.caption("Each unit's KL to the prior, averaged over the test set, largest first; grey units are inactive.")

@@ -17,11 +17,21 @@ from vae_core.jobs import JobManager
 from vae_core.report import run_summary
 from vae_core.store import RunInfo, RunRecord, list_runs, run_fingerprint, runs_fingerprint, shown
 
+from .presentation import presentation_toggle, presenting
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints"
 RUNS = Path(os.environ.get("VAE_EXPLORER_RUNS", ROOT / "runs"))
 DEFAULT_RUNS = {"vae": "mnist-mlp-z2", "m2": "mnist-m2"}
 PICKED = "picked_run"  # session key (per model kind) that carries the chosen run across pages
+# The browser tab's icon, served by the app itself: a Material icon or an emoji would be fetched
+# from a font server or a CDN, which fails offline.
+PAGE_ICON = ROOT / "ui" / "favicon.png"
+# Narrower cell padding than Streamlit's (12 px a side), so that a table of seven or eight
+# columns fits a projector's narrow page (about 560 px at 1024 px with the sidebar open).
+PAGE_CSS = """<style>
+[data-testid="stMarkdownContainer"] th, [data-testid="stMarkdownContainer"] td { padding: 6px 8px; }
+</style>"""
 
 PAGES = [("app.py", "Home", ":material/home:"),
          ("pages/1_Train.py", "Train", ":material/model_training:"),
@@ -96,11 +106,14 @@ def describe(record: RunRecord) -> str:
 
 
 def sidebar_navigation() -> None:
-    """Page links with readable names (Streamlit's own list would call the home page "app")."""
+    """Page links with readable names (Streamlit's own list would call the home page "app"), and
+    the presentation-mode toggle."""
     with st.sidebar:
         for page, label, icon in PAGES:
             st.page_link(page, label=label, icon=icon)
+        presentation_toggle()
         st.divider()
+    st.html(PAGE_CSS)
 
 
 def sidebar_run_picker(kind: str = "vae", min_latent: int = 1) -> tuple[Path, RunRecord]:
@@ -138,6 +151,40 @@ def sidebar_run_picker(kind: str = "vae", min_latent: int = 1) -> tuple[Path, Ru
     return run.path, run.record
 
 
-def page_intro(title: str, text: str) -> None:
+def page_intro(title: str, text: str, try_this: tuple[str, ...] = ()) -> None:
+    """A page's title, what it shows, and a few things to try on it, in plain words. In
+    presentation mode the text is folded into an expander, so that the visuals fill the screen."""
     st.title(title)
+    if presenting():
+        with st.expander("About this page" + (" and what to try" if try_this else "")):
+            st.markdown(text)
+            _try_this(try_this)
+        return
     st.markdown(text)
+    _try_this(try_this)
+
+
+def _try_this(prompts: tuple[str, ...]) -> None:
+    if prompts:
+        st.markdown("**Try this:**\n" + "\n".join(f"- {prompt}" for prompt in prompts))
+
+
+def shipped_run(name: str, kind: str = "vae") -> RunInfo | None:
+    return next((r for r in available_runs(kind) if r.name == name and is_shipped(r)), None)
+
+
+def _pick(kind: str, label: str) -> None:
+    st.session_state[f"{PICKED}_{kind}"] = label
+    st.session_state[f"model_picker_{kind}"] = label
+
+
+def offer_run(name: str, why: str, kind: str = "vae") -> None:
+    """Say why another shipped run suits this page better and switch the sidebar's picker to it
+    with one click (nothing is shown when that run is missing or already picked)."""
+    run = shipped_run(name, kind)
+    if run is None or st.session_state.get(f"{PICKED}_{kind}") == run_label(run):
+        return
+    with st.container(border=True):
+        st.markdown(why)
+        st.button(f"Use {run_label(run)}", key=f"offer_{kind}_{name}", on_click=_pick, args=(kind, run_label(run)),
+                  icon=":material/swap_horiz:")
