@@ -1,19 +1,24 @@
 """The VAE as the trainer's task: unsupervised SGVB on images with the ELBO (estimator A or B) or
-the IWAE bound, and a trained VAE's test scores."""
+the IWAE bound, and a trained VAE's test scores. A 2-D VAE trained into a run folder also
+records latent snapshots (`vae_core.snapshots`) as it learns."""
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
+from .. import snapshots
 from ..config.base import ConfigError, with_changes
 from ..config.vae import ModelConfig, TrainConfig
 from ..data import Dataset, Split, load_dataset, prepare
-from ..store import RunRecord
+from ..store import CheckpointError, RunRecord
 from ..trainer import EVAL_BATCH, EVAL_SEED, Step, StepResult, autograd_step
 from . import fused
 from .model import VAE
@@ -34,13 +39,65 @@ def resolve_backward(model_config: ModelConfig, config: TrainConfig) -> TrainCon
     return config
 
 
+def writes_checkpoints() -> bool:
+    """False in the processes of a distributed run other than rank 0, which saves for all."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()
+                and torch.distributed.get_rank() != 0)
+
+
+class LatentSnapshots:
+    """The hook that records a 2-D VAE's snapshots: the posterior means of the first
+    `snapshots.MAX_POINTS` validation digits and the decoded manifold, every
+    `snapshots.INTERVAL_SECONDS` within an epoch and at each epoch's end. Encoding and decoding
+    draw no random numbers and leave the model's mode as they found it, so training goes exactly
+    as it would without them. A snapshot that cannot be written is reported once and recording
+    stops; training goes on."""
+
+    def __init__(self, run_dir: str | Path, validation: Split, image_shape: tuple[int, int, int]):
+        self.run_dir = Path(run_dir)
+        self.images = validation.images[:snapshots.MAX_POINTS]  # (N, C, H, W)
+        self.labels = validation.labels[:snapshots.MAX_POINTS].cpu().numpy().astype(np.uint8)
+        side = snapshots.manifold_side(*image_shape[1:])
+        # The grid of AEVB Fig. 4: z1 left to right and z2 top to bottom over N(0, 1)'s quantiles 0.05..0.95.
+        q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, side)).to(self.images.device)
+        self.grid = torch.stack([q.repeat(side), q.flip(0).repeat_interleave(side)], dim=1)  # (G*G, 2)
+        self.writer: snapshots.SnapshotWriter | None = None
+        self.failed = False
+
+    def due(self) -> bool:
+        return not self.failed and (self.writer is None or self.writer.due())
+
+    @torch.no_grad()
+    def record(self, model: torch.nn.Module, step: int, steps_per_epoch: int) -> None:
+        if self.failed or not writes_checkpoints():
+            return
+        vae = getattr(model, "module", model)  # the model itself under DistributedDataParallel
+        was_training = vae.training
+        vae.eval()
+        try:
+            means = torch.cat([vae.encode(x).mu for x in self.images.split(1000)])  # (N, 2)
+            side = math.isqrt(len(self.grid))
+            manifold = vae.mean_image(self.grid).mean(dim=1)  # (G*G, H, W)
+        finally:
+            vae.train(was_training)
+        try:
+            if self.writer is None:
+                self.writer = snapshots.SnapshotWriter(self.run_dir, self.labels)
+            self.writer.add(means.cpu().numpy(), step, step / steps_per_epoch,
+                            manifold.reshape(side, side, *manifold.shape[1:]).cpu().numpy())
+        except (OSError, CheckpointError) as exc:
+            self.failed = True
+            print(f"latent snapshots: not recorded any more ({exc})", file=sys.stderr)
+
+
 class VAETask:
     """Unsupervised SGVB on images: the ELBO (estimator A or B) or the IWAE bound."""
 
     kind = "vae"
     monitor = "elbo"
 
-    def __init__(self, data: Dataset, model_config: ModelConfig, config: TrainConfig):
+    def __init__(self, data: Dataset, model_config: ModelConfig, config: TrainConfig,
+                 run_dir: str | Path | None = None):
         if tuple(model_config.image_shape) != tuple(data.image_shape):
             raise ConfigError(f"image size: the model expects {model_config.image_shape} but {data.name} "
                               f"images are {data.image_shape}")
@@ -48,6 +105,9 @@ class VAETask:
         self.model_config = model_config
         self.config = resolve_backward(model_config, config)
         self.num_train = len(data.train)
+        self.snapshots = (LatentSnapshots(run_dir, data.validation, model_config.image_shape)
+                          if run_dir is not None and model_config.latent_dim == 2 else None)
+        self.position = (0, 1)  # (global step, steps per epoch), as the trainer last gave them
 
     def train_batch(self, indices: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = self.data.train.images.index_select(0, indices)
@@ -56,7 +116,9 @@ class VAETask:
         return x
 
     def kl_weight(self, global_step: int, steps_per_epoch: int) -> float:
-        """beta, grown linearly from 0 over the warm-up epochs."""
+        """beta, grown linearly from 0 over the warm-up epochs. The trainer asks before each step,
+        with the number of steps done; the snapshots take their position from it."""
+        self.position = (global_step, steps_per_epoch)
         warmup_steps = self.config.warmup_epochs * steps_per_epoch
         if warmup_steps <= 0:
             return self.config.beta
@@ -72,15 +134,26 @@ class VAETask:
 
     def step(self, model: VAE) -> Step:
         if self.config.backward == "autograd":
-            return autograd_step(self.loss, self.config.compile)
-        gradients = fused.ElboGradients(model)
+            step = autograd_step(self.loss, self.config.compile)
+        else:
+            gradients = fused.ElboGradients(model)
 
-        def fused_step(model: VAE, batch: torch.Tensor, beta: float) -> StepResult:
-            terms = gradients(batch, beta)
-            return StepResult(terms.loss, {"elbo": terms.elbo, "recon": terms.recon, "kl": terms.kl}, True)
-        return fused_step
+            def step(model: VAE, batch: torch.Tensor, beta: float) -> StepResult:
+                terms = gradients(batch, beta)
+                return StepResult(terms.loss, {"elbo": terms.elbo, "recon": terms.recon, "kl": terms.kl}, True)
+        if self.snapshots is None:
+            return step
+
+        def step_with_snapshots(model: VAE, batch: torch.Tensor, beta: float) -> StepResult:
+            if self.snapshots.due():  # the model as it is after `global step` steps, before this one
+                self.snapshots.record(model, *self.position)
+            return step(model, batch, beta)
+        return step_with_snapshots
 
     def evaluate(self, model: VAE, split: str) -> dict[str, float]:
+        if split == "validation" and self.snapshots is not None:  # an epoch has just ended
+            global_step, steps_per_epoch = self.position
+            self.snapshots.record(model, global_step + 1, steps_per_epoch)
         return evaluate_elbo(model, getattr(self.data, split).images, EVAL_BATCH, EVAL_SEED)
 
 
@@ -111,8 +184,8 @@ def step_values(model_config: ModelConfig, config: TrainConfig) -> int:
 
 def make_task(model_config: ModelConfig, config: TrainConfig, data_root: str | Path | None,
               device: torch.device, run_dir: str | Path | None = None) -> VAETask:
-    """The training task of a VAE config (`run_dir` is not needed: the data say it all)."""
-    return VAETask(load_training_data(config, data_root, device), model_config, config)
+    """The training task of a VAE config; a 2-D VAE records its latent snapshots in `run_dir`."""
+    return VAETask(load_training_data(config, data_root, device), model_config, config, run_dir)
 
 
 def evaluate_test(model: VAE, record: RunRecord, data_root: str | Path | None, device: torch.device,
