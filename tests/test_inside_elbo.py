@@ -207,17 +207,30 @@ PAGE = "pages/7_Inside_the_ELBO.py"
 def test_inside_the_elbo_page_shows_all_four_measurements_and_follows_the_digit():
     at = open_page(PAGE)
     assert not at.exception and not errors(at), (at.exception, errors(at))
-    shown = texts(at)
-    assert "Var A / Var B" in shown and "Score-function variance" in shown and "active units" in shown
-    charts = [c.proto.spec for c in at.get("plotly_chart")]
-    assert len(charts) == 5
+    # Only the open tab runs: the first shows the estimators and nothing of the others
+    assert [t.label for t in at.tabs] == ["1. Two estimators", "2. How tight", "3. Why reparameterise",
+                                           "4. Where the nats go"]
+    assert "Var A / Var B" in texts(at) and "Score-function variance" not in texts(at)
+    assert len(at.get("plotly_chart")) == 1
     table = next(m.value for m in at.markdown if m.value.startswith("| L |"))
-    at.number_input(key="inside_index").set_value(3).run()
-    assert not at.exception
-    assert next(m.value for m in at.markdown if m.value.startswith("| L |")) != table
-    assert "test digit #3" in texts(at)
+    shown = {}
+    for label, words, charts in (("3. Why reparameterise", "Score-function variance", 1),
+                                 ("4. Where the nats go", "active units", 2), ("2. How tight", "L_k", 1)):
+        at.session_state["inside_section"] = label
+        at.run()
+        assert not at.exception and not errors(at), (label, at.exception, errors(at))
+        shown[label] = texts(at)
+        assert words in shown[label] and "Var A / Var B" not in shown[label], label
+        assert len(at.get("plotly_chart")) == charts, label
+    assert all(name in shown["4. Where the nats go"] for name in BETA_RUNS.values())
     # the k = 5000 point on request: a log p(x) line joins the bound chart
     button = next(b for b in at.button if "5000" in b.label)
     button.click().run()
     assert not at.exception and "log p(x) ≈ L_5000" in texts(at)
-    assert "L_5000" in str(at.get("plotly_chart")[1].proto.spec)
+    assert "L_5000" in str(at.get("plotly_chart")[0].proto.spec)
+    # a new digit: the open tab follows it, and so does the first tab's table
+    at.number_input(key="inside_index").set_value(3).run()
+    assert not at.exception and "test digit #3" in texts(at) and "log p(x) ≈ L_5000" not in texts(at)
+    at.session_state["inside_section"] = "1. Two estimators"
+    at.run()
+    assert next(m.value for m in at.markdown if m.value.startswith("| L |")) != table
