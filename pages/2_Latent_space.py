@@ -1,14 +1,17 @@
-"""Latent space: decode any point z with two sliders, see where the test digits are encoded."""
+"""Latent space: decode any point z with two sliders, see where the test digits are encoded, and
+watch the reparameterisation trick draw z from a digit's posterior."""
 
 import numpy as np
 import streamlit as st
 
 from ui import latent_explorer
 from ui.common import PAGE_ICON, page_intro, state_key
-from ui.images import png
-from ui.models import sidebar_model_picker, test_encodings
+from ui.digit_input import digit_input
+from ui.images import png, strip
+from ui.models import sidebar_model_picker, test_encodings, test_set_grey
 from ui.presentation import chart
-from vae_core.vae.explore import coordinate_projection, decode, latent_vector, manifold_grid, pca_projection
+from vae_core.vae.explore import (coordinate_projection, decode, latent_vector, manifold_grid, pca_projection,
+                                  posterior_ellipse, reparameterised_draws)
 from vae_core.plots import latent_scatter
 
 st.set_page_config(page_title="Latent space · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
@@ -16,14 +19,23 @@ st.set_page_config(page_title="Latent space · VAE Explorer", page_icon=PAGE_ICO
 path, model, ckpt = sidebar_model_picker()
 latent_dim = model.config.latent_dim
 page_intro("Latent space", (
-    "The decoder p(x|z) turns any latent point z into an image. Move the sliders (or drag on the "
-    "map) to choose z and see the decoder's mean image at once. The map shows where the encoder "
-    "q(z|x) puts the test digits (their posterior means), coloured by class 0-9 as in the legend "
-    "of the Training curves page: the KL term pulls them towards the prior N(0, I), so the whole "
-    "prior region decodes to plausible digits. Click a digit to jump to its code."))
+    "The decoder p(x|z) turns any latent point z into an image. "
+    + ("Move the sliders, or drag on the map, to choose z and see the decoder's mean image at once. "
+       if latent_dim <= 2 else
+       f"This model's z has {latent_dim} coordinates: the two sliders move two of them and the others stay "
+       "fixed. The map is a 2-D view of the codes; a click on it picks that test digit and fixes the other "
+       "coordinates at its code. ")
+    + "The map shows where the encoder q(z|x) puts the test digits (their posterior means), coloured by "
+    "class as in the map's legend; hover over a point to see its digit. The KL term pulls the "
+    "codes towards the prior N(0, I), so the whole prior region decodes to plausible digits."),
+    try_this=("Drag slowly from the 1s to the 7s: where does the image change its mind?",
+              "Go far out, beyond 3 on a slider, where no test digit lies: what does the decoder draw there?",
+              "Pick the 20-D model in the sidebar: its map is a flat view of 20 numbers, so classes overlap."))
 
 mu, labels = test_encodings(path)
 SLIDERS = ("z_a", "z_b")
+TSNE_POINTS = 2000
+DRAWS = 5
 REST_OPTIONS = ("at 0 (the prior mean)", "at an encoded test digit")
 for key, default in (("z_a", 0.0), ("z_b", 0.0), ("latent_base_index", 0), ("latent_dim_a", 0)):
     st.session_state.setdefault(key, default)
@@ -72,10 +84,34 @@ if latent_dim > 2:
         index = st.number_input("Test digit index", 0, len(mu) - 1, key="latent_base_index")
         base = mu[int(index)]
 
+MAPS = {"PCA": "PCA: the two directions in which the codes vary most. A faithful linear view (the cross "
+                "for z and a posterior's ellipse can be drawn), but classes that differ in other directions "
+                "overlap.",
+        "t-SNE": f"t-SNE of {TSNE_POINTS:,} test codes: keeps each code's nearest neighbours near, so the classes "
+                 "separate; distances between clusters and the axes mean nothing, and z has no place on it."}
+map_kind = "PCA"
+if latent_dim > 2 and latent_explorer.supports(model):
+    map_kind = st.radio("Map of the codes", list(MAPS), horizontal=True, key="latent_map",
+                        captions=list(MAPS.values()))
+
 projection = coordinate_projection(latent_dim, dims) if latent_dim <= 2 else pca_projection(mu)
-points = projection(mu)
+points, point_labels, point_indices = projection(mu), labels, None
 axis_titles = (f"z{dims[0] + 1}", f"z{dims[1] + 1}") if latent_dim <= 2 else (
     f"PC 1 ({projection.explained[0]:.0%} of variance)", f"PC 2 ({projection.explained[1]:.0%})")
+if map_kind == "t-SNE":
+    # Imported here, not at the top: scikit-learn takes about 2 s to import, paid only by a
+    # visitor who asks for this map.
+    from vae_core.vae.neighbours import tsne_map
+
+    @st.cache_data(show_spinner="Computing the t-SNE map of the test codes (once per model, about 20 s)...",
+                   max_entries=8)
+    def neighbour_map(run: str, state: str):
+        return tsne_map(test_encodings(path)[0], TSNE_POINTS)
+
+    neighbours = neighbour_map(str(path), state_key(path))
+    points, point_labels, point_indices = neighbours.points, labels[neighbours.indices], neighbours.indices
+    axis_titles = ("t-SNE 1", "t-SNE 2")
+explorer_slot = st.container()
 
 
 @st.fragment
@@ -100,17 +136,66 @@ def server_explorer() -> None:
                         config={"displayModeBar": False, "scrollZoom": True})
 
 
-if latent_explorer.supports(model):
-    result = latent_explorer.latent_explorer(
-        model, state_key(path), points, labels, projection, dims, base,
-        (st.session_state["z_a"], st.session_state["z_b"]), axis_titles, key="latent_explorer")
-    if result.z is not None:
-        st.session_state["z_a"], st.session_state["z_b"] = (float(v) for v in result.z)
-    if result.clicked is not None:
-        st.session_state["latent_pending_click"] = int(result.clicked)
-        st.rerun()
-else:
-    server_explorer()
+st.subheader("The reparameterisation trick")
+st.markdown("The encoder maps a digit x to a Gaussian q(z|x) = N(μ, diag(σ²)). Training needs samples of z "
+            "from it that gradients can pass through, so they are made as z = μ + σ ⊙ ε with ε drawn from "
+            "N(0, I): the randomness sits in ε, and μ and σ stay differentiable (AEVB sec. 2.4).")
+posterior, view, draws = None, None, None
+show_posterior = st.toggle("Show a digit's q(z|x) on the map", key="latent_posterior_on",
+                           disabled=not latent_explorer.supports(model))
+if show_posterior:
+    images, _ = test_set_grey(ckpt)
+    digit = digit_input("latent_posterior", images, labels, 0, label="Digit",
+                        sources=("test digit", "class", "draw", "upload"))
+    st.session_state.setdefault("latent_eps_seed", None)
+    if st.button("Draw ε ~ N(0, I)", key="latent_draw_eps", disabled=digit is None,
+                 help=f"{DRAWS} draws of ε, each giving z = μ + σ ⊙ ε"):
+        st.session_state["latent_eps_seed"] = (st.session_state["latent_eps_seed"] or 0) + 1
+    if digit is not None:
+        seed = st.session_state["latent_eps_seed"]
+        draws = reparameterised_draws(model, digit.image, DRAWS, seed or 0)
+        if map_kind != "PCA":
+            st.info("A t-SNE map has no place for new points: switch the map to PCA to see q(z|x) on it.")
+        else:
+            ellipses = [posterior_ellipse(draws.mu, draws.sigma, projection, k) for k in (1, 2)]
+            posterior = latent_explorer.posterior_overlay(
+                projection(draws.mu), ellipses, None if seed is None else projection(draws.z))
+            if st.toggle("Zoom the map in on q(z|x)", value=True, key="latent_posterior_zoom"):
+                half = max(2.5 * ellipses[1].radii[0], 0.35)
+                cx, cy = ellipses[0].centre
+                view = (cx - half, cx + half, cy - half, cy + half)
+            st.caption(f"On the map: the mean of q(z|x) for {digit.description} as a black dot, its 1- and "
+                       "2-standard-deviation ellipses (solid, dashed)"
+                       + (f", and the draws z numbered 1 to {DRAWS} (yellow)." if seed is not None else
+                          ". Press the button to draw z from it."))
+        if seed is not None:
+            shown = min(latent_dim, 3)
+
+            def column(values) -> str:
+                cells = [f"{v:.3f}" for v in values[:shown]]
+                return r"\begin{pmatrix}" + r"\\".join(cells + ([r"\vdots"] if latent_dim > shown else [])) \
+                    + r"\end{pmatrix}"
+            st.latex(r"\begin{aligned} z^{(1)} &= \mu + \sigma \odot \varepsilon^{(1)} \\ " + column(draws.z[0])
+                     + " &= " + column(draws.mu) + " + " + column(draws.sigma) + r" \odot " + column(draws.eps[0])
+                     + r"\end{aligned}")
+            if latent_dim > shown:
+                st.caption(f"Draw 1, its first {shown} of {latent_dim} coordinates.")
+            st.image(png(strip(draws.images), scale=3), caption=f"the decoder's mean at draws 1 to {DRAWS}")
+
+with explorer_slot:
+    if latent_explorer.supports(model):
+        result = latent_explorer.latent_explorer(
+            model, state_key(path), points, point_labels, projection if map_kind == "PCA" else None, dims, base,
+            (st.session_state["z_a"], st.session_state["z_b"]), axis_titles, key="latent_explorer",
+            point_indices=point_indices, posterior=posterior, view=view,
+            thumbnails=latent_explorer.thumbnail_sheet(test_set_grey(ckpt)[0], ckpt.train_config.dataset))
+        if result.z is not None:
+            st.session_state["z_a"], st.session_state["z_b"] = (float(v) for v in result.z)
+        if result.clicked is not None:
+            st.session_state["latent_pending_click"] = int(result.clicked)
+            st.rerun()
+    else:
+        server_explorer()
 
 st.subheader("The learned manifold")
 st.markdown("Decoder means over a grid of z, spaced by the quantiles of the Gaussian prior so that "

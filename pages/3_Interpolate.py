@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from ui import interpolation_scrubber
 from ui.common import PAGE_ICON, offer_run, page_intro
 from ui.digit_input import digit_input
 from ui.images import png, strip
@@ -40,7 +41,7 @@ c1, c2 = st.columns(2, gap="large")
 with c1:
     n_steps = st.slider("Steps", 3, 20, 10)
 with c2:
-    method = st.radio("Path", ["linear", "spherical"], horizontal=True,
+    method = st.radio("Path", ["linear", "spherical"], horizontal=True, key="interpolate_method",
                       help="spherical (slerp) keeps the norm of z typical of the prior along the way")
 
 if start is None or end is None:
@@ -54,6 +55,11 @@ st.markdown(f"**Latent path** from {what0} to {what1}")
 st.image(png(strip(decoded), scale=4))
 st.markdown("**Pixel cross-fade** of the same two images")
 st.image(png(strip(crossfade(x0, x1, n_steps)), scale=4))
+if interpolation_scrubber.supports(model):
+    st.markdown("**Scrub along the path**: drag t from 0 to 1. Your browser decodes z(t) as you move, "
+                "beside the pixel cross-fade at the same t.")
+    interpolation_scrubber.interpolation_scrubber(model, path, codes[0], codes[1], x0, x1, method,
+                                                  key="interpolation_scrubber")
 
 latent_dim = model.config.latent_dim
 projection = coordinate_projection(latent_dim, (0, min(1, latent_dim - 1))) if latent_dim <= 2 \

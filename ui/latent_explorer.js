@@ -191,7 +191,7 @@ export default function (component) {
     // The posterior's ellipses (1 and 2 sd), its mean and the numbered draws, over the map.
     function drawPosterior(ctx) {
         const post = state.data.posterior;
-        if (!post) return;
+        if (!post) { delete els.scatter.dataset.overlay; return; }
         const w = view(), sx = state.plot / (w.x1 - w.x0), sy = state.plot / (w.y1 - w.y0);
         ctx.save();
         ctx.beginPath();
@@ -216,6 +216,10 @@ export default function (component) {
         ctx.beginPath(); ctx.arc(toX(mx), toY(my), 3, 0, 2 * Math.PI); ctx.fill();
         ctx.font = `bold ${fontPx()}px sans-serif`;
         ctx.textAlign = "center"; ctx.textBaseline = "middle";
+        els.scatter.dataset.overlay = JSON.stringify({
+            mean: [toX(mx), toY(my)], samples: post.samples.map(([x, y]) => [toX(x), toY(y)]),
+            radii: post.ellipses.map(({ radii }) => [radii[0] * sx, radii[1] * sy]),
+        });
         post.samples.forEach(([x, y], i) => {
             const cx = toX(x), cy = toY(y);
             ctx.beginPath(); ctx.arc(cx, cy, 6, 0, 2 * Math.PI);
@@ -323,7 +327,10 @@ export default function (component) {
         els.thumb.style.top = Math.max(0, top - THUMB - 24) + "px";
         els.thumb.hidden = false;
         els.thumb.dataset.index = index;
+        // For the benchmark: the work of this move, and from the pointer event to the next frame.
         els.thumb.dataset.ms = (performance.now() - t0).toFixed(2);
+        els.thumb.dataset.frameMs = "";
+        requestAnimationFrame(() => { els.thumb.dataset.frameMs = (performance.now() - event.timeStamp).toFixed(2); });
     }
 
     // Listeners are bound once; they call this render's functions, which see the latest data.
