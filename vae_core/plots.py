@@ -78,6 +78,10 @@ def training_curves(runs: Iterable[tuple[str, list[dict]]], metric: str = "elbo"
                       yaxis_title=METRIC_LABELS.get(metric, metric), legend=dict(orientation="h", y=-0.2))
     if x_axis == "examples_seen":
         fig.update_xaxes(type="log")
+    elif x_axis == "epoch":  # whole epochs only, at most about ten ticks (1, 2, 5, 10, 20, 50, ...)
+        last = max((max(trace.x) for trace in fig.data if trace.x is not None and len(trace.x)), default=1)
+        step = next(s * 10 ** e for e in range(7) for s in (1, 2, 5) if s * 10 ** e * 10 >= last)
+        fig.update_xaxes(tick0=0, dtick=step, tickformat="d")
     return fig
 
 

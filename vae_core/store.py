@@ -464,6 +464,14 @@ def list_runs(*roots: str | Path) -> list[RunInfo]:
     return runs
 
 
+def saved_at(run_dir: str | Path) -> float:
+    """When a run was last saved (its pointer's modification time; 0 if it cannot be seen)."""
+    try:
+        return os.lstat(Path(run_dir) / POINTER).st_mtime
+    except OSError:
+        return 0.0
+
+
 def _stat_key(path: Path) -> tuple:
     try:
         st = os.lstat(path)
