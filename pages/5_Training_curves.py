@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui.common import PAGE_ICON, available_runs, page_intro, plain, run_label, sidebar_run_picker
+from ui.learning_view import replay
 from ui.presentation import chart
 from vae_core.report import run_summary
 from vae_core.plots import training_curves
@@ -61,3 +62,5 @@ columns = [k for k in rows[0] if any(row[k] is not None for row in rows)]
 table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 table += ["| " + " | ".join(cell(row[k]) for k in columns) + " |" for row in rows]
 st.markdown("\n".join(table))
+
+replay(path)  # the chosen run's latent map through training, if it is a 2-D VAE that recorded snapshots

@@ -154,7 +154,7 @@ def test_training_curves_overlay_runs_and_switch_quantity():
 def _fill_tiny_form(at, name, **overrides):
     values = {"form_dataset": "synthetic", "form_hidden_dim": 16, "form_epochs": 2, "form_latent_dim": 2,
               **overrides}
-    at.text_input[0].set_value(name)
+    at.text_input(key="form_name").set_value(name)
     for key, value in values.items():
         widget = at.selectbox(key=key) if key in ("form_dataset",) else at.number_input(key=key)
         widget.set_value(value) if key != "form_dataset" else widget.select(value)
@@ -174,7 +174,7 @@ def test_a_tiny_training_run_started_from_the_train_page_finishes_and_appears_in
     at = open_page("pages/1_Train.py")
     assert not at.exception and not errors(at)
     _fill_tiny_form(at, "apptest run", form_hidden_layers=2)
-    at.button[0].click().run()
+    at.button(key="form_start").click().run()
     assert not at.exception and not errors(at)
     assert "Started" in texts(at)
     jobs = _wait_for_jobs(at)
@@ -192,12 +192,12 @@ def test_an_m1_plus_m2_run_started_from_the_train_page_finishes_and_can_be_resum
     at = open_page("pages/1_Train.py")
     at.radio(key="train_kind").set_value("m2").run()
     assert not at.exception and not errors(at)
-    at.text_input[0].set_value("apptest m1m2")
+    at.text_input(key="form_m2_name").set_value("apptest m1m2")
     at.selectbox(key="form_m2_inputs").select("m1-apptest")   # the VAE of the fixture, as M1
     at.selectbox(key="form_m2_dataset").select("synthetic")
     at.number_input(key="form_m2_hidden_dim").set_value(16)
     at.number_input(key="form_m2_epochs").set_value(2)
-    at.button[0].click().run()
+    at.button(key="form_m2_start").click().run()
     assert not at.exception and not errors(at) and "Started" in texts(at)
     job = next(j for j in _wait_for_jobs(at) if j.label == "apptest m1m2")
     assert job.status == "finished", job.error
@@ -238,11 +238,11 @@ def test_out_of_range_form_values_are_refused_with_a_message():
     from ui.common import job_manager
     count = len(job_manager().jobs())
     _fill_tiny_form(at, "refused", form_epochs=0)
-    at.button[0].click().run()
+    at.button(key="form_start").click().run()
     assert not at.exception
     assert any("epochs: input should be greater than or equal to 1" in e for e in errors(at))
     _fill_tiny_form(at, "refused", form_learning_rate=-1.0)
-    at.button[0].click().run()
+    at.button(key="form_start").click().run()
     assert any("learning_rate" in e for e in errors(at))
     assert len(job_manager().jobs()) == count
 
@@ -251,7 +251,7 @@ def test_a_crash_in_training_is_reported_and_the_app_stays_up():
     at = open_page("pages/1_Train.py")
     _fill_tiny_form(at, "will fail")
     at.selectbox(key="form_dataset").select("fashion-mnist")  # not available offline: the job fails
-    at.button[0].click().run()
+    at.button(key="form_start").click().run()
     jobs = _wait_for_jobs(at)
     job = next(j for j in jobs if j.label == "will fail")
     assert job.status == "failed" and "fashion-mnist" in job.error

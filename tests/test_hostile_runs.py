@@ -185,8 +185,8 @@ def test_run_names_with_control_characters_are_refused_and_a_leading_dash_works(
 def test_the_train_form_refuses_a_name_with_a_nul_byte():
     at = open_page("pages/1_Train.py")
     count = len(ui.common.job_manager().jobs())
-    at.text_input[0].set_value("bad\x00name")
-    at.button[0].click().run()
+    at.text_input(key="form_name").set_value("bad\x00name")
+    at.button(key="form_start").click().run()
     assert not at.exception and any("control or invisible characters" in e for e in errors(at))
     assert len(ui.common.job_manager().jobs()) == count
 

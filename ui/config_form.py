@@ -19,23 +19,28 @@ def float_step(value: float) -> float:
 
 
 def widget(s: Setting, key: str, default: Any = None, label: str | None = None) -> Any:
-    """One widget for one field, showing `default` (the field's own default if None)."""
+    """One widget for one field, showing `default` (the field's own default if None), or the value
+    session state already holds under `key` (a preset's, or the visitor's)."""
     value = s.default if default is None else default
     label = label or s.label
+    held = key in st.session_state  # then the widget takes its value from there, and is given none
     if s.kind is bool:
-        return st.checkbox(label, value=value, help=s.help, key=key)
+        return st.checkbox(label, **({} if held else {"value": value}), help=s.help, key=key)
     if s.choices:
-        return st.selectbox(label, s.choices, index=s.choices.index(value), help=s.help, key=key)
+        words = s.choice_labels or {}
+        return st.selectbox(label, s.choices, **({} if held else {"index": s.choices.index(value)}), help=s.help,
+                            format_func=lambda choice: words.get(choice, str(choice)), key=key)
     if s.kind is int:
-        return st.number_input(label, value=value, step=1, help=s.help, key=key)
+        return st.number_input(label, **({} if held else {"value": value}), step=1, help=s.help, key=key)
     if s.kind is float:
-        return st.number_input(label, value=float(value), step=float_step(value), format="%g", help=s.help,
-                               key=key)
-    return st.text_input(label, value=value, help=s.help, key=key)
+        step = float_step(st.session_state[key] if held else value)
+        return st.number_input(label, **({} if held else {"value": float(value)}), step=step, format="%g",
+                               help=s.help, key=key)
+    return st.text_input(label, **({} if held else {"value": value}), help=s.help, key=key)
 
 
 def section_widgets(classes: tuple[type[Config], ...], section: str, key_prefix: str,
-                    defaults: dict[str, Any], columns: int = 4) -> dict[str, Any]:
+                    defaults: dict[str, Any], columns: int = 2) -> dict[str, Any]:
     """Widgets for every field of the configs in one form section, in rows of `columns`; returns
     {field name: value}. A field two configs share is shown once."""
     fields = {s.name: s for cls in classes for s in settings(cls)

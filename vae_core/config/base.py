@@ -22,13 +22,16 @@ class ConfigError(ValueError):
 
 
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-            label: str | None = None, section: str | None = None, set_by_training: bool = False) -> Any:
+            label: str | None = None, section: str | None = None, set_by_training: bool = False,
+            choice_labels: dict[str, str] | None = None) -> Any:
     """A config field: its default, help text and bounds; `label` and `section` place it on the
-    Train form (no section: not on the form, e.g. the image size, which follows the dataset);
+    Train form (no section: not on the form, e.g. the image size, which follows the dataset), and
+    `choice_labels` says in plain words what each of its choices is there;
     `set_by_training`: recorded when training starts, never chosen (no flag, no widget)."""
     assert section is None or section in SECTIONS, section
     return Field(default, description=help, ge=low, le=high,
-                 json_schema_extra={"label": label, "section": section, "set_by_training": set_by_training})
+                 json_schema_extra={"label": label, "section": section, "set_by_training": set_by_training,
+                                    "choice_labels": choice_labels})
 
 
 class Config(BaseModel):
@@ -72,6 +75,7 @@ class Setting:
     label: str
     section: str | None
     set_by_training: bool
+    choice_labels: dict[str, str] | None = None  # the form's words for each choice
 
 
 def settings(cls: type[Config]) -> list[Setting]:
@@ -85,7 +89,7 @@ def settings(cls: type[Config]) -> list[Setting]:
         high = next((m.le for m in info.metadata if getattr(m, "le", None) is not None), None)
         out.append(Setting(name, kind, info.default, info.description or "", choices, low, high,
                            extra.get("label") or name.replace("_", " "), extra.get("section"),
-                           bool(extra.get("set_by_training"))))
+                           bool(extra.get("set_by_training")), extra.get("choice_labels")))
     return out
 
 
@@ -120,25 +124,32 @@ class LoopConfig(Config):
     declares the field again."""
 
     dataset: Literal["mnist", "fashion-mnist", "synthetic"] = setting(
-        "mnist", "training data", section="data")
+        "mnist", "the images to learn from: MNIST's handwritten digits, Fashion-MNIST's clothes, or a tiny "
+        "synthetic set made for tests", label="training data", section="data",
+        choice_labels={"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "synthetic": "synthetic (tests)"})
     binarization: Literal["dynamic", "static", "none"] = setting(
-        "dynamic", "dynamic: a fresh Bernoulli sample of each image every time it is seen (a true bound "
-        "in nats); static: one fixed sample; none: grey values", section="data")
-    epochs: int = setting(50, "maximum number of passes over the training set", low=1, high=100000,
-                          section="optimiser")
-    batch_size: int = setting(100, "minibatch size M (paper: 100)", low=1, high=65536, label="batch size",
-                              section="optimiser")
-    learning_rate: float = setting(1e-3, "optimiser step size", low=1e-7, high=10.0, label="learning rate",
-                                   section="optimiser")
-    optimizer: Literal["adam", "adagrad"] = setting("adam", "adam, or adagrad as in the paper",
-                                                    section="optimiser")
-    patience: int = setting(3, "stop after this many epochs without a better validation ELBO and restore "
-                            "the best weights (0: never stop early)", low=0, high=100000, section="optimiser")
-    device: Literal["auto", "cpu", "cuda", "mps"] = setting("auto", "auto picks cuda, then mps, then cpu",
-                                                            section="advanced")
-    seed: int = setting(0, "random seed for initialisation, shuffling, binarisation and sampling",
-                        low=0, high=2**63 - 1, section="advanced")
-    num_threads: int = setting(0, "CPU threads for torch (0: torch's default)", low=0, high=1024,
-                               label="CPU threads", section="advanced")
+        "dynamic", "turning grey pixels black or white, which a Bernoulli decoder expects. dynamic: every time "
+        "an image is used, each pixel is drawn black with its grey level as the chance (a true bound in nats); "
+        "static: one such drawing, kept; none: the grey values as they are", label="black-and-white pixels",
+        section="data", choice_labels={"dynamic": "dynamic (fresh draws)", "static": "static (drawn once)",
+                                       "none": "none (grey values)"})
+    epochs: int = setting(50, "maximum number of passes over the training images", low=1, high=100000,
+                          label="epochs (passes over the data)", section="optimiser")
+    batch_size: int = setting(100, "images per gradient step, the minibatch size M (paper: 100)", low=1,
+                              high=65536, label="batch size", section="optimiser")
+    learning_rate: float = setting(1e-3, "the size of each optimiser step", low=1e-7, high=10.0,
+                                   label="learning rate", section="optimiser")
+    optimizer: Literal["adam", "adagrad"] = setting("adam", "adam, or adagrad as in the paper", label="optimiser",
+                                                    section="optimiser",
+                                                    choice_labels={"adam": "Adam", "adagrad": "Adagrad (paper)"})
+    patience: int = setting(3, "stop after this many epochs in a row without a better validation ELBO and keep "
+                            "the best weights (0: never stop early)", low=0, high=100000,
+                            label="early-stopping patience", section="optimiser")
+    device: Literal["auto", "cpu", "cuda", "mps"] = setting("auto", "where to compute: auto picks a CUDA GPU, "
+                                                            "then Apple's MPS, then the CPU", section="advanced")
+    seed: int = setting(0, "random seed for initialisation, shuffling, binarisation and sampling: the same "
+                        "seed gives the same run", low=0, high=2**63 - 1, label="random seed", section="advanced")
+    num_threads: int = setting(0, "CPU threads for torch (0: torch's default, every core; 1 leaves a core "
+                               "for the app)", low=0, high=1024, label="CPU threads", section="advanced")
     compile: bool = setting(False, "compile the training step with torch.compile (faster per epoch after "
                             "a one-off compile of about 20 s)", label="compile", section="advanced")
