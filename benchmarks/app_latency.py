@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import statistics
 import sys
 import time
@@ -160,5 +161,66 @@ def measure(page, url: str, healthy_after: float, launched: float, moves: int) -
           f"p90 {p90:.0f} ms, min {latencies[0]:.0f} ms, max {latencies[-1]:.0f} ms")
 
 
+# --- Hover thumbnail and scrubber moves, timed in the page ------------------------------------
+#
+#     python benchmarks/app_latency.py --hover-scrub [--moves 60]
+#
+# Two figures per move, both read from the page: the work of the move (performance.now() around
+# it: for a hover, finding the nearest of the 10,000 points and drawing its thumbnail; for the
+# scrubber, decoding z(t) and drawing it beside the pixel cross-fade), and the time from the
+# pointer or input event's own timestamp to the next animation frame, by which the result is on
+# screen.
+
+def _move_times(page, element, previous: str | None = None) -> tuple[float, float]:
+    """(work, event to next frame) in ms of the latest move, once its frame has come."""
+    for _ in range(500):
+        work, frame = element.get_attribute("data-ms"), element.get_attribute("data-frame-ms")
+        if frame and (previous is None or element.get_attribute("data-t") != previous):
+            return float(work), float(frame)
+        page.wait_for_timeout(2)
+    raise RuntimeError("the move was not drawn")
+
+
+def hover_and_scrub(moves: int) -> None:
+    with browser_page(1024, 768) as page, served_app() as (url, _):
+        page.goto(url + "/Latent_space")
+        page.get_by_text("decoder mean at z = (0.00, 0.00)").wait_for(timeout=120_000)
+        wait_idle(page)
+        page.wait_for_timeout(1500)  # the sprite sheet of the test digits loads
+        box = page.locator("canvas.scatter").bounding_box()
+        thumb = page.locator(".thumb")
+        work, frames, misses = [], [], 0
+        for i in range(moves):  # a spiral out from the centre of the map, where the digits are
+            angle, radius = 0.7 * i, 0.02 + 0.3 * i / moves
+            page.mouse.move(box["x"] + box["width"] * (0.5 + radius * math.cos(angle)),
+                            box["y"] + box["height"] * (0.5 + radius * math.sin(angle)))
+            if thumb.evaluate("t => t.hidden"):
+                misses += 1
+                continue
+            w, f = _move_times(page, thumb)
+            work.append(w)
+            frames.append(f)
+        _summary(f"hover thumbnail, work in the page ({misses} moves over no digit left out)", work)
+        _summary("hover thumbnail, pointer event to the next frame", frames)
+
+        page.goto(url + "/Interpolate")
+        caption = page.locator("[data-scrub-caption]")
+        caption.wait_for(timeout=120_000)
+        wait_idle(page)
+        page.locator("input[data-t]").focus()
+        work, frames = [], []
+        for i in range(moves):
+            previous = caption.get_attribute("data-t")
+            page.keyboard.press("ArrowRight" if (i // 20) % 2 == 0 else "ArrowLeft")
+            w, f = _move_times(page, caption, previous)
+            work.append(w)
+            frames.append(f)
+        _summary("scrubber move, work in the page (decode z(t), draw it and the cross-fade)", work)
+        _summary("scrubber move, input event to the next frame", frames)
+
+
 if __name__ == "__main__":
-    main()
+    if "--hover-scrub" in sys.argv:
+        hover_and_scrub(int(sys.argv[sys.argv.index("--moves") + 1]) if "--moves" in sys.argv else 60)
+    else:
+        main()
