@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from ui.common import PAGE_ICON, available_runs, page_intro, plain, run_label, sidebar_run_picker
+from ui.common import PAGE_ICON, RUNS, available_runs, page_intro, plain, run_label, sidebar_run_picker
 from ui.learning_view import replay
 from ui.presentation import chart
 from vae_core.report import run_summary
+from vae_core.store import saved_at
 from vae_core.plots import training_curves
 
 st.set_page_config(page_title="Training curves · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
@@ -22,7 +23,10 @@ page_intro("Training curves", (
 
 runs = {run_label(r): r for r in available_runs() + available_runs("m2")}
 picked = next(label for label, r in runs.items() if r.path == path)
-chosen = st.multiselect("Runs", list(runs), default=[picked] + [n for n in runs if n != picked][:2],
+default = [picked] + [n for n in runs if n != picked][:2]
+# The run saved last (e.g. the one just trained) comes first.
+recent = max((n for n, r in runs.items() if r.path.parent == RUNS), key=lambda n: saved_at(runs[n].path), default=None)
+chosen = st.multiselect("Runs", list(runs), default=[recent] * (recent not in [None, *default]) + default,
                         help="VAEs and semi-supervised M2 runs; an M2 run also has accuracy curves")
 QUANTITIES = {"elbo": "ELBO", "recon": "reconstruction", "kl": "KL", "accuracy": "accuracy",
               "generative_accuracy": "generative accuracy"}

@@ -1,5 +1,6 @@
 """Exploration helpers behind the pages, and background training jobs."""
 
+import json
 import time
 from pathlib import Path
 
@@ -112,3 +113,153 @@ def test_jobs_run_stop_resume_and_report_failures(tmp_path):
     failing = manager.start(tiny, TrainConfig(dataset="fashion-mnist", epochs=1), "offline")
     assert manager.wait(failing, 60) and failing.status == "failed"
     assert "could not download fashion-mnist" in failing.error
+
+
+# --- the Train page's jobs, as one visitor sees them (AppTest) ---------------------------------
+
+def _page_as(visitor: str, page: str = "pages/1_Train.py"):
+    from apptest_helpers import open_page
+    at = open_page()
+    at.session_state["visitor_id"] = visitor
+    return at.switch_page(page).run()
+
+
+def _in_order(at) -> list[str]:
+    """The page's headings, markdown and progress texts, in the order they are shown."""
+    from apptest_helpers import walk
+    out = []
+    for node in walk(at.main):
+        kind = type(node).__name__
+        if kind in ("Markdown", "Caption", "Subheader"):
+            out.append(str(node.value))
+        elif kind == "Progress":
+            out.append(node.proto.text)
+    return out
+
+
+def _wait(condition, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def server_jobs():
+    """The app's job manager, limits restored and every job ended after the test."""
+    import dataclasses
+    from ui.common import job_manager
+    manager = job_manager()
+    limits = manager.limits
+    yield manager
+    for job in manager.active_jobs():
+        job.stop()
+    for job in manager.jobs():
+        manager.wait(job, 60)
+    manager.limits = dataclasses.replace(limits)
+
+
+def test_a_visitors_jobs_come_first_with_their_place_in_the_queue_cancel_and_growing_curves(server_jobs):
+    import dataclasses
+    from apptest_helpers import errors
+    server_jobs.limits = dataclasses.replace(server_jobs.limits, max_running=1)
+    slow = TrainConfig(dataset="synthetic", epochs=10_000, batch_size=1, num_threads=1)
+    others = server_jobs.start(ModelConfig(latent_dim=2, hidden_dim=64), slow, "someone-elses", visitor="bob")
+    mine = server_jobs.start(ModelConfig(latent_dim=2, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1),
+                             "mine-waits", visitor="ann")
+    at = _page_as("ann")
+    assert not at.exception and not errors(at)
+    shown = _in_order(at)
+    card = next(i for i, t in enumerate(shown) if t.startswith("**mine-waits** · waiting"))
+    form = next(i for i, t in enumerate(shown) if "Quick demo" in t or "What to train" in t or "preset" in t.lower())
+    assert card < form, shown  # the job before the form
+    assert any("number 1 in the queue, next to start" in t for t in shown)
+    assert any(t.startswith("Other visitors' jobs: someone-elses (training") for t in shown)
+    assert not any(b.key == f"stop_{others.id}" for b in at.button)  # not ann's to stop
+    at.button(key=f"stop_{mine.id}").click().run()
+    assert mine.status == "cancelled" and mine.process is None
+    assert not any(t.startswith("**mine-waits** · waiting") for t in _in_order(at))
+
+    # bob's page: his job's curves grow during an epoch (batches of 1: 512 steps an epoch).
+    bob = _page_as("bob")
+    for _ in range(5):  # until a page is drawn with two steps of one epoch (an epoch may end meanwhile)
+        _wait(lambda: len(others.steps) >= 2)
+        done = len(others.epochs)
+        bob.run()
+        spec = next(s for s in (json.loads(c.proto.spec) for c in bob.get("plotly_chart"))
+                    if s["layout"].get("yaxis", {}).get("title", {}).get("text", "").startswith("ELBO"))
+        train = next(t for t in spec["data"] if t["name"].endswith("(train)"))
+        partial = [x for x in train["x"] if done < x < done + 1]
+        if len(others.epochs) == done:
+            break
+    assert len(partial) >= 2, train["x"]  # points inside the epoch under way, before it ends
+    assert train["x"][:done] == list(range(1, done + 1))  # then one point per finished epoch
+    assert spec["layout"]["xaxis"]["dtick"] == 1 and spec["layout"]["xaxis"]["tickformat"] == "d"
+    assert "running mean of its steps" in "\n".join(_in_order(bob))
+
+
+def test_a_finished_job_folds_away_offers_explore_and_delete_and_a_resumed_runs_old_card_goes(server_jobs):
+    from apptest_helpers import errors, texts
+    from ui.common import RUNS
+    job = server_jobs.start(ModelConfig(latent_dim=2, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1),
+                            "explore me", visitor="cy")
+    assert server_jobs.wait(job, 120) and job.status == "finished", job.error
+    at = _page_as("cy")
+    assert not at.exception and not errors(at)
+    assert any("finished after 1 epochs" in t for t in _in_order(at))
+    assert [e.label for e in at.expander if e.label.startswith("Curves")] == ["Curves and the latent map"]
+    assert not any(b.key == f"stop_{job.id}" for b in at.button)
+
+    # Resume it: the stopped-or-finished card of the run is replaced by the new job's.
+    resumed = server_jobs.resume(job.run_dir, epochs=2, visitor="cy")
+    assert server_jobs.wait(resumed, 120) and resumed.status == "finished", resumed.error
+    at.run()
+    assert sum(t.startswith(f"**{job.run_dir.name}**") for t in _in_order(at)) == 1
+    assert any("finished after 2 epochs" in t for t in _in_order(at))
+
+    # The curves page preselects the run saved last.
+    curves = _page_as("cy", "pages/5_Training_curves.py")
+    assert curves.multiselect[0].value[0] == job.run_dir.name
+
+    # Explore this model: the Latent space page, with the new run picked in the sidebar.
+    at = _page_as("cy")
+    at.button(key=f"explore_{resumed.id}").click().run()
+    assert not at.exception and not errors(at)
+    assert at.sidebar.selectbox[0].value == job.run_dir.name
+    assert "Latent space" in [t.value for t in at.title]
+
+    # Delete it, after a confirmation; another visitor is not offered it.
+    other = _page_as("dan")
+    assert not any(b.key == f"delete_{resumed.id}" for b in other.button)
+    at = _page_as("cy")
+    at.button(key=f"delete_{resumed.id}").click().run()
+    assert "This cannot be undone" in texts(at) and job.run_dir.exists()
+    at.button(key=f"delete_no_{resumed.id}").click().run()
+    assert job.run_dir.exists() and "This cannot be undone" not in texts(at)
+    at.button(key=f"delete_{resumed.id}").click().run()
+    at.button(key=f"delete_yes_{resumed.id}").click().run()
+    assert not at.exception and not errors(at)
+    assert not job.run_dir.exists() and job.run_dir.parent == RUNS
+    assert not any(t.startswith(f"**{job.run_dir.name}**") for t in _in_order(at))
+
+
+def test_a_run_left_training_by_a_restart_shows_as_interrupted_with_resume(server_jobs, trained_run):
+    import shutil
+    from apptest_helpers import errors
+    from ui.common import RUNS
+    run = RUNS / "left-by-a-restart"
+    shutil.copytree(trained_run, run)
+    history = next(run.glob("state-*/history.json"))
+    data = json.loads(history.read_text())
+    data["summary"]["status"] = "running"
+    data["epochs"] = data["epochs"][:5]  # 5 of its 8 epochs saved
+    history.write_text(json.dumps(data))
+    try:
+        at = _page_as("eve")
+        assert not at.exception and not errors(at)
+        shown = _in_order(at)
+        assert "left-by-a-restart · interrupted after epoch 5 of 8" in shown
+        resume_box = next(b for b in at.selectbox if b.label == "Run")
+        assert any(o.startswith("left-by-a-restart (interrupted, 5 epochs)") for o in resume_box.options)
+    finally:
+        shutil.rmtree(run)
