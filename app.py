@@ -61,8 +61,10 @@ with st.expander("The maths: the evidence lower bound (ELBO) and the reparameter
         r"$-D_{KL} = \tfrac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)$, "
         "so only the reconstruction term needs sampling. All numbers in this app are in nats per image.")
 
-st.subheader("What to explore")
-st.markdown(
+# In presentation mode the overview folds away with the maths, leaving the explorer on screen.
+overview = st.expander("What to explore, and the models") if presenting() else st.container()
+overview.subheader("What to explore")
+overview.markdown(
     "- **Train**: train a VAE in the background and watch its ELBO, reconstruction and KL live; "
     "or a semi-supervised M2 and its accuracy.\n"
     "- **Latent space**: move through a latent space and see what the decoder draws there.\n"
@@ -75,7 +77,7 @@ st.markdown(
     "estimators of the bound, how tight it is, why the reparameterisation trick, where the nats go.\n\n"
     "Pick a model in the sidebar: the choice carries across pages.")
 
-st.subheader("Models")
+overview.subheader("Models")
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -103,12 +105,12 @@ def m2_row(s: RunSummary) -> dict:
 
 vae_rows = [vae_row(run_summary(run.record)) for run in available_runs()]
 if vae_rows:
-    st.markdown(markdown_table(vae_rows))
+    overview.markdown(markdown_table(vae_rows))
 
 m2_rows = [m2_row(run_summary(run.record)) for run in available_runs("m2")]
 if m2_rows:
-    st.markdown("Semi-supervised models (M2, M1+M2):")
-    st.markdown(markdown_table(m2_rows))
+    overview.markdown("Semi-supervised models (M2, M1+M2):")
+    overview.markdown(markdown_table(m2_rows))
 
 
 def show_explorer() -> None:

@@ -161,6 +161,93 @@ def measure(page, url: str, healthy_after: float, launched: float, moves: int) -
           f"p90 {p90:.0f} ms, min {latencies[0]:.0f} ms, max {latencies[-1]:.0f} ms")
 
 
+# --- Page speed: cold start, first visit to Latent space, warm page switches --------------------
+#
+#     python benchmarks/app_latency.py --page-speed [--rounds 5]
+#
+# Each figure is measured from the event a visitor causes (the server process's start, a goto, a
+# click on a sidebar link) to the page's own heading on screen ("shown") and to the end of the
+# page's run ("done": nothing left loading). A page switch is a click on the sidebar link in the
+# same session, as a visitor makes it.
+
+PAGE_TITLES = {"Home": ("", "VAE Explorer"), "Train": ("Train", "Train"),
+               "Latent space": ("Latent_space", "Latent space"), "Interpolate": ("Interpolate", "Interpolate"),
+               "Reconstruct": ("Reconstruct", "Reconstruct"), "Training curves": ("Training_curves", "Training curves"),
+               "Semi-supervised": ("Semi-supervised", "Semi-supervised M2"),
+               "Inside the ELBO": ("Inside_the_ELBO", "Inside the ELBO")}
+LOADING = '[data-testid="stSpinner"], [data-testid="stSkeleton"]'
+
+
+def _heading(page, title: str):
+    return page.get_by_role("heading", name=title, exact=True)
+
+
+def cold_home(page, url: str, launched: float) -> None:
+    """A fresh server: Home's steps and links on screen, then its explorer ready."""
+    page.goto(url)
+    page.get_by_role("heading", name="Start here").wait_for()
+    steps = time.perf_counter() - launched
+    page.get_by_text("decoder mean at z = (0.00, 0.00)").wait_for(timeout=120_000)
+    wait_idle(page)
+    done = time.perf_counter() - launched
+    print(f"cold start (process start to): Home's steps and links shown {steps:.2f} s, "
+          f"its explorer ready {done:.2f} s")
+
+
+def cold_latent_space(page, url: str) -> None:
+    """A fresh server, opened straight on Latent space: the first thing on screen, then the
+    explorer ready."""
+    t0 = time.perf_counter()
+    page.goto(url + "/Latent_space")
+    first = None
+    while time.perf_counter() - t0 < 120:
+        if first is None and (page.locator(LOADING).count() or _heading(page, "Latent space").count()):
+            first = time.perf_counter() - t0
+        if page.get_by_text("decoder mean at z = (0.00, 0.00)").count():
+            break
+        page.wait_for_timeout(20)
+    wait_idle(page)
+    done = time.perf_counter() - t0
+    print(f"first visit to Latent space on a cold server: something on screen after "
+          f"{'never' if first is None else f'{first:.2f} s'}, explorer ready after {done:.2f} s")
+
+
+def warm_switches(page, url: str, rounds: int) -> None:
+    """Every page visited once, then `rounds` tours of the sidebar in order."""
+    names = list(PAGE_TITLES)
+    for name in names:  # warm: each page's models and caches loaded once
+        page.goto(f"{url}/{PAGE_TITLES[name][0]}")
+        _heading(page, PAGE_TITLES[name][1]).wait_for(timeout=120_000)
+        wait_idle(page)
+    page.goto(url)
+    _heading(page, "VAE Explorer").wait_for()
+    wait_idle(page)
+    times = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names[1:] + names[:1]:
+            t0 = time.perf_counter()
+            page.get_by_test_id("stSidebar").get_by_role("link", name=name, exact=True).click()
+            _heading(page, PAGE_TITLES[name][1]).wait_for()
+            page.wait_for_timeout(50)  # the run may go on after the heading: wait for its end
+            wait_idle(page)
+            times[name].append(time.perf_counter() - t0)
+    print(f"warm page switch through the sidebar, median (min-max) of {rounds}:")
+    for name, values in times.items():
+        print(f"  {name:16s} {statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})")
+
+
+def page_speed(rounds: int) -> None:
+    with browser_page(1024, 768) as page:
+        launched = time.perf_counter()
+        with served_app() as (url, healthy_after):
+            print(f"server healthy after {healthy_after:.2f} s")
+            cold_home(page, url, launched)
+    with browser_page(1024, 768) as page:
+        with served_app() as (url, _):
+            cold_latent_space(page, url)
+            warm_switches(page, url, rounds)
+
+
 # --- Hover thumbnail and scrubber moves, timed in the page ------------------------------------
 #
 #     python benchmarks/app_latency.py --hover-scrub [--moves 60]
@@ -220,7 +307,9 @@ def hover_and_scrub(moves: int) -> None:
 
 
 if __name__ == "__main__":
-    if "--hover-scrub" in sys.argv:
+    if "--page-speed" in sys.argv:
+        page_speed(int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5)
+    elif "--hover-scrub" in sys.argv:
         hover_and_scrub(int(sys.argv[sys.argv.index("--moves") + 1]) if "--moves" in sys.argv else 60)
     else:
         main()

@@ -498,3 +498,83 @@ def test_a_broken_run_is_listed_with_its_problem_and_the_app_goes_on():
     finally:
         import shutil
         shutil.rmtree(broken)
+
+
+# --- Classroom: the guided Home, presentation mode, "try this" prompts, the 20-D model offered ---
+
+def test_home_opens_on_the_explorer_of_the_shipped_2d_model_with_steps_and_folded_maths():
+    at = open_page()
+    assert not at.exception and not errors(at)
+    nodes = [n for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
+    assert len(nodes) == 1
+    data = json.loads(nodes[0].proto.json)
+    assert data["latent_dim"] == 2 and data["slider_axes"] and data["z"] == [0.0, 0.0]
+    model, _ = load_model(ROOT / "checkpoints" / "mnist-mlp-z2")
+    z = np.array([0.4, -1.1], dtype=np.float32)
+    np.testing.assert_allclose(decode_like_the_browser(data, z), explore.decode(model, z[None])[0], atol=1e-5)
+    assert [s.value for s in at.subheader][:1] == ["Start here"]
+    maths = at.expander[0]
+    assert maths.label.startswith("The maths") and any(r"\log p_\theta(x)" in e.value for e in maths.latex)
+    # The shipped 2-D model stays on Home whatever the sidebar picks.
+    at.sidebar.selectbox[0].select(SHIPPED_20D).run()
+    nodes = [n for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
+    assert json.loads(nodes[0].proto.json)["latent_dim"] == 2
+
+
+def test_every_page_offers_things_to_try():
+    at = open_page()
+    for page in ("pages/1_Train.py", "pages/2_Latent_space.py", "pages/3_Interpolate.py", "pages/4_Reconstruct.py",
+                 "pages/5_Training_curves.py", "pages/6_Semi-supervised.py", "pages/7_Inside_the_ELBO.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        tries = [m.value for m in at.markdown if m.value.startswith("**Try this:**")]
+        assert len(tries) == 1 and 2 <= tries[0].count("\n- ") <= 3, page
+
+
+def test_reconstruct_offers_the_20d_model_in_one_click_and_then_stops_offering():
+    at = open_page("pages/4_Reconstruct.py")
+    offer = at.button(key="offer_vae_mnist-mlp-z20")
+    assert "2-D model" in texts(at) and offer.label == f"Use {SHIPPED_20D}"
+    offer.click().run()
+    assert not at.exception and not errors(at)
+    assert at.sidebar.selectbox[0].value == SHIPPED_20D
+    assert not [b for b in at.button if b.key == "offer_vae_mnist-mlp-z20"]
+    at.switch_page("pages/3_Interpolate.py").run()  # the choice carries over, and so no offer there
+    assert at.sidebar.selectbox[0].value == SHIPPED_20D
+    assert not [b for b in at.button if b.key == "offer_vae_mnist-mlp-z20"]
+    at.sidebar.selectbox[0].select(SHIPPED_2D).run()
+    assert [b for b in at.button if b.key == "offer_vae_mnist-mlp-z20"]
+
+
+def _chart_layout(at) -> dict:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+
+
+def test_presentation_mode_folds_the_prose_enlarges_the_charts_and_lasts_across_pages():
+    at = open_page("pages/5_Training_curves.py")
+    assert not at.expander and "tickfont" not in _chart_layout(at)["xaxis"]
+    at.sidebar.toggle(key="presentation_toggle").set_value(True).run()
+    assert not at.exception
+    assert [e.label for e in at.expander] == ["About this page and what to try"]
+    assert any(m.value.startswith("**Try this:**") for m in at.expander[0].markdown)
+    layout = _chart_layout(at)
+    assert layout["xaxis"]["tickfont"]["size"] >= 16 and layout["yaxis"]["tickfont"]["size"] >= 16
+    assert layout["legend"]["font"]["size"] >= 16
+    at.switch_page("pages/6_Semi-supervised.py").run()
+    assert at.sidebar.toggle(key="presentation_toggle").value
+    assert _chart_layout(at)["xaxis"]["tickfont"]["size"] >= 16
+    at.sidebar.toggle(key="presentation_toggle").set_value(False).run()
+    assert not at.expander and "tickfont" not in _chart_layout(at)["xaxis"]
+
+
+def test_the_address_opens_the_app_in_presentation_mode():
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["present"] = "1"
+    at.run()
+    assert not at.exception
+    assert at.sidebar.toggle(key="presentation_toggle").value
+    assert [e.label for e in at.expander] == ["The maths: the evidence lower bound (ELBO) and the reparameterisation trick",
+                                              "What to explore, and the models"]
+    at.sidebar.toggle(key="presentation_toggle").set_value(False).run()
+    assert "present" not in at.query_params  # the address follows the toggle

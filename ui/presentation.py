@@ -1,8 +1,8 @@
 """Presentation mode, for a projector and the back of a classroom: larger text, images, maps and
 chart labels, and the pages' prose folded away so that the visuals fill the screen.
 
-It is a sidebar toggle bound to the URL (`?present=true` opens the app in it), so it lasts
-across page switches and a link can be shared. Pages ask `presenting()`; charts pass through
+It is a sidebar toggle whose choice the session keeps across page switches and the URL mirrors
+(`?present=true` opens the app in it, so a link can be shared). Pages ask `presenting()`; charts pass through
 `chart()`.
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-KEY = "present"  # the toggle's session key and the URL's query parameter
+KEY = "present"  # the URL's query parameter
+ON = "presentation_on"  # the session's choice, which outlives each page's toggle widget
+TOGGLE = "presentation_toggle"
 # Minimum sizes in presentation mode, in CSS px.
 BODY_PX = 21
 CHART_TICK_PX = 17
@@ -19,6 +21,7 @@ CHART_TEXT_PX = 19
 IMAGE_ZOOM = 1.5
 
 # Streamlit's own elements, by their test ids: body text and lists, widget labels and captions.
+# Tables keep their size: seven columns of numbers would no longer fit a projector's narrow page.
 CSS = f"""
 <style>
 [data-testid="stMain"] [data-testid="stMarkdownContainer"] p,
@@ -30,7 +33,6 @@ CSS = f"""
 [data-testid="stMain"] [data-testid="stTab"] p,
 [data-testid="stMain"] [data-baseweb="select"] div,
 [data-testid="stMain"] [data-testid="stRadio"] label p,
-[data-testid="stMain"] td, [data-testid="stMain"] th,
 [data-testid="stMain"] [data-testid="stMetricLabel"] p,
 [data-testid="stSidebar"] [data-testid="stMarkdownContainer"] p {{
     font-size: {BODY_PX}px !important; line-height: 1.45 !important;
@@ -40,19 +42,32 @@ CSS = f"""
 """
 
 
+def _flip() -> None:
+    st.session_state[ON] = st.session_state[TOGGLE]
+
+
 def presentation_toggle() -> bool:
-    """The sidebar's toggle; every page draws it (through `ui.common.sidebar_navigation`)."""
+    """The sidebar's toggle; every page draws it (through `ui.common.sidebar_navigation`). The
+    choice lives in the session, so it lasts across page switches (a page link drops the URL's
+    query), and the URL mirrors it so that the address opens the app the same way."""
+    if ON not in st.session_state:  # a new session: as the address says
+        st.session_state[ON] = st.query_params.get(KEY, "").strip().lower() in ("true", "1", "yes", "on")
     on = st.sidebar.toggle(
-        "Presentation mode", key=KEY, bind="query-params",
+        "Presentation mode", value=st.session_state[ON], key=TOGGLE, on_change=_flip,
         help="Large text, images and charts for a projector, with the explanations folded away. "
              "Add ?present=true to the address to open the app this way.")
+    if on and st.query_params.get(KEY) != "true":
+        st.query_params[KEY] = "true"
+    elif not on and KEY in st.query_params:
+        del st.query_params[KEY]
     if on:
         st.html(CSS)
     return on
 
 
 def presenting() -> bool:
-    return bool(st.session_state.get(KEY, False))
+    """Whether this run is in presentation mode."""
+    return bool(st.session_state.get(ON, False))
 
 
 def chart(fig: go.Figure) -> go.Figure:
