@@ -32,8 +32,9 @@ with row.container(width=320 if not presenting() else 420):
     st.markdown(
         "1. **Move a slider, or drag on the map.** The image is what the decoder draws at that "
         "code z. Where do the 1s live? Where does a 7 turn into a 9?\n"
-        "2. **Click a coloured dot.** Each dot is a test digit's code, coloured by its class (the "
-        "legend is under the map): the image is what the model keeps of that digit.\n"
+        "2. **Point at a coloured dot.** Each dot is a test digit's code, coloured by its class (the "
+        "legend is under the map). Hovering shows the digit; a click moves z to its code, and the "
+        "image shows what the model keeps of it.\n"
         "3. **Bring your own digit.** Draw one and see it encoded and rebuilt, or train a model "
         "and watch it learn.")
     st.page_link("pages/4_Reconstruct.py", label="Draw a digit", icon=":material/draw:")
@@ -118,18 +119,19 @@ def show_explorer() -> None:
     once the rest of the page is on screen: torch, the model and the test set take seconds to
     load on a cold server, and Home is the page every visitor sees first."""
     from ui import latent_explorer
-    from ui.models import load_run, test_encodings
+    from ui.models import load_run, test_encodings, test_set_grey
     from vae_core.vae.explore import coordinate_projection
 
     run = shipped_run(HOME_MODEL)
     if run is None:
         st.info("The shipped 2-D model is missing: pick a model in the sidebar and open **Latent space**.")
         return
-    model, _ = load_run(run.path)
+    model, record = load_run(run.path)
     mu, labels = test_encodings(run.path)
     projection = coordinate_projection(2, (0, 1))
+    thumbnails = latent_explorer.thumbnail_sheet(test_set_grey(record)[0], record.train_config.dataset)
     latent_explorer.latent_explorer(model, state_key(run.path), projection(mu), labels, projection, (0, 1), None,
-                                    (0.0, 0.0), ("z1", "z2"), key="home_explorer")
+                                    (0.0, 0.0), ("z1", "z2"), key="home_explorer", thumbnails=thumbnails)
     st.caption(f"{run_label(run)}: 10,000 test digits encoded to their posterior means.")
 
 
