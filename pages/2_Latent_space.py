@@ -34,7 +34,7 @@ page_intro("Latent space", (
 
 mu, labels = test_encodings(path)
 SLIDERS = ("z_a", "z_b")
-TSNE_POINTS = 2000
+TSNE_POINTS = 1000
 DRAWS = 5
 REST_OPTIONS = ("at 0 (the prior mean)", "at an encoded test digit")
 for key, default in (("z_a", 0.0), ("z_b", 0.0), ("latent_base_index", 0), ("latent_dim_a", 0)):
@@ -103,8 +103,8 @@ if map_kind == "t-SNE":
     # visitor who asks for this map.
     from vae_core.vae.neighbours import tsne_map
 
-    @st.cache_data(show_spinner="Computing the t-SNE map of the test codes (once per model, about 20 s)...",
-                   max_entries=8)
+    @st.cache_data(show_spinner=f"Computing the t-SNE map of {TSNE_POINTS:,} test codes, once per model: up to a "
+                                "minute on a busy machine...", max_entries=8)
     def neighbour_map(run: str, state: str):
         return tsne_map(test_encodings(path)[0], TSNE_POINTS)
 

@@ -116,7 +116,7 @@ def test_a_tsne_map_above_2d(run_4d):
     points = floats(data["points"]).reshape(-1, 2)
     assert not data["linear"] and data["scatter_titles"] == ["t-SNE 1", "t-SNE 2"]
     assert len(points) == len(indices) == 128 and np.all(np.diff(indices) > 0)  # the synthetic test set
-    assert "t-SNE of 2,000 test codes" in " ".join(str(c) for c in at.radio(key="latent_map").proto.captions)
+    assert "t-SNE of 1,000 test codes" in " ".join(str(c) for c in at.radio(key="latent_map").proto.captions)
     at.session_state["latent_pending_click"] = int(indices[5])  # as the component reports a click
     at.run()
     assert at.number_input(key="latent_base_index").value == indices[5]
