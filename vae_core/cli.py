@@ -2,19 +2,23 @@
 
 Every config field is a flag, built from the config classes' declarations. Ctrl-C during
 training stops after the current step and leaves a resumable checkpoint; a second Ctrl-C aborts.
+Under `torchrun --nproc_per_node N -m vae_core train|resume ...` the N processes train one model
+(see docs/DISTRIBUTED.md); rank 0 alone prints and writes the run folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import commands
+from . import commands, distributed
 from .checkpoints import drop_training_state, run_size
 from .config.base import Config, ConfigError, flag_settings, from_dict
 from .data import DataError
@@ -76,12 +80,13 @@ def _read_config_json(text: str | None) -> dict:
     return data
 
 
-def _install_stop_handler(stop: threading.Event) -> None:
+def _install_stop_handler(stop: threading.Event, quiet: bool = False) -> None:
     def handler(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        sys.stderr.write("\nstopping after this step (Ctrl-C again to abort)...\n")
+        if not quiet:
+            sys.stderr.write("\nstopping after this step (Ctrl-C again to abort)...\n")
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
 
@@ -104,26 +109,36 @@ def configs_from_args(args: argparse.Namespace) -> tuple[str, Config, Config]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     kind, model_config, train_config = configs_from_args(args)
+    launch = distributed.from_environment()  # under torchrun: this process's rank; rank 0 writes
+    commands.check_launch(kind, train_config, launch)
+    lead = launch is None or launch.rank == 0
     name = check_run_name(args.name) if args.name else (
         f"m2-{train_config.dataset}-{train_config.num_labels}labels" if kind == "m2"
         else f"{model_config.architecture}-{train_config.dataset}-z{model_config.latent_dim}")
-    run_dir = create_run_dir(args.runs_dir, name)
-    print(f"run folder: {run_dir}", file=sys.stderr)
+    run_dir = create_run_dir(args.runs_dir, name) if lead else None
+    if lead:
+        print(f"run folder: {run_dir}", file=sys.stderr)
     stop = threading.Event()
-    _install_stop_handler(stop)
-    with training_mark(run_dir):  # the app tells a live run from an interrupted one by this
-        trainer = commands.train(model_config, train_config, run_dir, args.data_root, _callbacks(args.progress), stop)
-    print(f"saved: {run_dir} ({trainer.summary['status']})", file=sys.stderr)
+    _install_stop_handler(stop, quiet=not lead)
+    # the app tells a live run from an interrupted one by this
+    with training_mark(run_dir) if lead else contextlib.nullcontext():
+        trainer = commands.train(model_config, train_config, run_dir, args.data_root,
+                                 _callbacks(args.progress) if lead else [], stop, launch)
+    if lead:
+        print(f"saved: {run_dir} ({trainer.summary['status']})", file=sys.stderr)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    launch = distributed.from_environment()
+    lead = launch is None or launch.rank == 0
     stop = threading.Event()
-    _install_stop_handler(stop)
-    with training_mark(args.run):
-        trainer = commands.resume(args.run, args.epochs, args.data_root, _callbacks(args.progress), stop,
-                                  args.device, args.num_threads, args.learning_rate)
-    print(f"saved: {args.run} ({trainer.summary['status']})", file=sys.stderr)
+    _install_stop_handler(stop, quiet=not lead)
+    with training_mark(args.run) if lead else contextlib.nullcontext():
+        trainer = commands.resume(args.run, args.epochs, args.data_root, _callbacks(args.progress) if lead else [],
+                                  stop, args.device, args.num_threads, args.learning_rate, launch)
+    if lead:
+        print(f"saved: {args.run} ({trainer.summary['status']})", file=sys.stderr)
     return 0
 
 
@@ -168,7 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vae_core", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model and write a run folder")
+    train = sub.add_parser("train", help="train a model and write a run folder",
+                           epilog="Under torchrun --nproc_per_node N, --batch-size is the global minibatch: "
+                                  "each of the N processes takes batch-size / N of it (a multiple of N is "
+                                  "required). See docs/DISTRIBUTED.md.")
     train.add_argument("--name", help="run folder name (default: from the config); a name that starts "
                                       "with '-' is given as --name=NAME")
     train.add_argument("--runs-dir", default=DEFAULT_RUNS, help=f"where run folders go (default: {DEFAULT_RUNS})")
@@ -210,13 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rank_label() -> str:
+    """' (rank r)' in the processes of a torchrun launch other than rank 0, whose errors may
+    differ from rank 0's (another node, another GPU)."""
+    rank = os.environ.get("RANK", "0") if "WORLD_SIZE" in os.environ else "0"
+    return "" if rank == "0" else f" (rank {rank})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": cmd_train, "resume": cmd_resume, "evaluate": cmd_evaluate,
                 "list": cmd_list, "slim": cmd_slim}[args.command](args)
     except (ConfigError, CheckpointError, DataError, NonFiniteLossError, SanityCheckError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error{_rank_label()}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\naborted", file=sys.stderr)

@@ -6,6 +6,10 @@ turns indices into a batch, a batch into a loss and its gradients, and a model i
 metrics. Progress goes out through callbacks that receive `TrainingEvent`s, so a command-line
 progress bar and the app show the same thing; a `threading.Event` (or `stop()`) ends training
 cleanly after the current step and leaves a resumable checkpoint.
+
+Under `torchrun` one Trainer runs in each process with a `distributed.Replicas`: every rank
+draws the same permutation, trains on its slice of each global batch and averages gradients
+with the others; rank 0 alone validates, reports and writes checkpoints (see distributed.py).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any, Callable, Iterable, NamedTuple, Protocol
 import torch
 
 from . import checkpoints as ckpts
-from .config.base import Config, LoopConfig
-from .trainer_state import (check_training_state, flatten_optimizer, make_optimizer, restore_rng, rng_tensors,
-                            unflatten_optimizer)
+from .config.base import Config, ConfigError, LoopConfig
+from .distributed import Replicas, check_batch_size
+from .trainer_state import (check_training_state, flatten_optimizer, make_optimizer, noise_seed, restore_rng,
+                            rng_tensors, seed_default_generator, unflatten_optimizer)
 
 # Validation and test scores use batches of this size and noise from this seed, the same every
 # epoch, so that epochs compare fairly.
@@ -110,7 +115,13 @@ class Trainer:
     """Runs a task's training loop on one model; one `fit()` per Trainer."""
 
     def __init__(self, model: torch.nn.Module, task: Task, run_dir: str | Path | None = None,
-                 callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None):
+                 callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
+                 replicas: Replicas | None = None):
+        self.replicas = replicas or Replicas.alone()
+        if self.replicas.together:
+            check_batch_size(task.config.batch_size, self.replicas.world_size)
+            if not hasattr(task, "data"):
+                raise ConfigError(f"{task.kind}: this kind of model trains in one process only")
         self.model = model
         self.task = task
         self.model_config = task.model_config
@@ -120,7 +131,10 @@ class Trainer:
         self.stop_event = stop_event or threading.Event()
         self.device = next(model.parameters()).device
         self.optimizer = make_optimizer(model, config)
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)  # the data's order
+        self.noise = torch.Generator(device=self.device)  # a step's noise, reseeded every step
+        self._term_keys: list[str] = []
+        self._group_stop = False
         self.steps_per_epoch = math.ceil(task.num_train / config.batch_size)
         # Progress, all of it saved in checkpoints so that resume continues exactly.
         self.epoch = 0              # completed epochs
@@ -143,6 +157,8 @@ class Trainer:
         self.stop_event.set()
 
     def _emit(self, kind: str, metrics: dict | None = None, eta: float | None = None, status: str = "") -> None:
+        if not self.replicas.lead:
+            return
         in_progress = kind in ("start", "step")
         event = TrainingEvent(kind, min(self.epoch + in_progress, self.config.epochs),
                               self.config.epochs, self.step_in_epoch, self.steps_per_epoch,
@@ -163,12 +179,13 @@ class Trainer:
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
-                loss, _ = self.task.loss(self.model, self.task.train_batch(idx, g), self.beta())
+                loss, terms = self.task.loss(self.model, self.task.train_batch(idx, g), self.beta())
         except Exception as exc:
             raise SanityCheckError(f"the model failed on a first batch of training data: {exc}") from exc
         if not torch.isfinite(loss):
             raise SanityCheckError(f"the loss on a first batch is {loss.item()} before any training; "
                                    "check the data range and the learning rate")
+        self._term_keys = list(terms)
 
     def fit(self) -> dict[str, Any]:
         """Train until the epoch budget, early stopping or a stop request; return the summary."""
@@ -176,6 +193,9 @@ class Trainer:
             torch.set_num_threads(self.config.num_threads)
         self.sanity_check()
         step = self.task.step(self.model)
+        self.replicas.broadcast_parameters(self.model)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.replicas.gradient_views(params, len(self._term_keys) + 3)
         self.model.train()
         self.summary["status"] = "running"
         self._emit("start")
@@ -188,24 +208,29 @@ class Trainer:
                                                   device=self.device)
                 self.epoch_sums = {}
             bs = self.config.batch_size
+            self.replicas.shard(self.task, self.permutation, bs)
             while self.step_in_epoch < self.steps_per_epoch:
-                if self.stop_event.is_set():
+                # Across processes, a stop asked of any of them arrives with a step's all-reduce.
+                if self._group_stop if self.replicas.together else self.stop_event.is_set():
                     return self._finish("stopped")
                 start = self.step_in_epoch * bs
-                batch = self.task.train_batch(self.permutation[start:start + bs], self.generator)
-                loss, terms, has_gradients = step(self.model, batch, self.beta())
-                if not torch.isfinite(loss):
+                global_batch = self.permutation[start:start + bs]
+                rank = self.replicas.rank
+                self.noise.manual_seed(noise_seed(self.config.seed, self.global_step, rank, 0))
+                # the noise the model draws itself, e.g. the samples of z
+                seed_default_generator(self.device, noise_seed(self.config.seed, self.global_step, rank, 1))
+                if self.replicas.together:
+                    loss, sums, n = self._step_together(step, params, global_batch)
+                else:
+                    loss, sums, n = self._step_alone(step, global_batch)
+                if not math.isfinite(loss):
                     raise NonFiniteLossError(
-                        f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
+                        f"loss is {loss} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
                         f"(global step {self.global_step + 1}); training stopped and the last "
                         "checkpoint was kept. Try a smaller learning rate.")
-                if not has_gradients:
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
                 self.optimizer.step()
-                n = len(batch)
-                for key, value in terms.items():
-                    self.epoch_sums[key] = self.epoch_sums.get(key, 0.0) + value.item() * n
+                for key, value in sums.items():
+                    self.epoch_sums[key] = self.epoch_sums.get(key, 0.0) + value
                 self.epoch_sums["n"] = self.epoch_sums.get("n", 0.0) + n
                 self.step_in_epoch += 1
                 self.global_step += 1
@@ -220,6 +245,47 @@ class Trainer:
                 return self._finish("early-stopped")
         return self._finish("finished")
 
+    def _step_alone(self, step: Step, indices: torch.Tensor) -> tuple[float, dict[str, float], int]:
+        """One process's step on the whole batch: gradients in .grad; the loss, the batch's
+        sums of the reported terms and its size."""
+        batch = self.task.train_batch(indices, self.noise)
+        loss, terms, has_gradients = step(self.model, batch, self.beta())
+        if not torch.isfinite(loss):
+            return loss.item(), {}, 0
+        if not has_gradients:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        n = len(batch)
+        return loss.item(), {key: value.item() * n for key, value in terms.items()}, n
+
+    def _step_together(self, step: Step, params: list[torch.Tensor],
+                       global_batch: torch.Tensor) -> tuple[float, dict[str, float], int]:
+        """This rank's step on its slice of the global batch, then one all-reduce that averages
+        the gradients and sums the terms, the sizes and the stop requests of all ranks: the
+        loss and the sums are the whole global batch's, the same on every rank."""
+        indices = self.replicas.local_indices(self.step_in_epoch, global_batch, self.config.batch_size)
+        n = len(indices)
+        extras = torch.zeros(len(self._term_keys) + 3, device=self.device)
+        if n:
+            batch = self.task.train_batch(indices, self.noise)
+            loss, terms, has_gradients = step(self.model, batch, self.beta())
+            if not has_gradients:
+                self.optimizer.zero_grad(set_to_none=False)  # .grad stays a view of the reduced buffer
+                loss.backward()
+            values = [loss.detach()] + [terms[key].detach() for key in self._term_keys]
+            extras[:-2] = torch.stack([v.float().reshape(()) for v in values]) * n
+        else:
+            self.replicas.zero_gradients()
+        extras[-2] = n
+        extras[-1] = float(self.stop_event.is_set())
+        # A rank's gradients are the mean over its n examples; weighted by n * N / (global
+        # batch), their average over the N ranks is the mean over the global batch.
+        total = self.replicas.reduce_step(params, n * self.replicas.world_size / len(global_batch), extras)
+        self._group_stop = total[-1] > 0
+        count = int(round(total[-2]))
+        sums = {key: value for key, value in zip(self._term_keys, total[1:-2])}
+        return total[0] / count, sums, count
+
     def _steps_left(self) -> int:
         return (self.config.epochs - self.epoch) * self.steps_per_epoch - self.step_in_epoch
 
@@ -228,7 +294,12 @@ class Trainer:
         return {f"train_{k}": v / n for k, v in self.epoch_sums.items() if k != "n"}
 
     def _end_epoch(self) -> bool:
-        """Validate, record, checkpoint; return True when early stopping says stop."""
+        """Validate, record, checkpoint; return True when early stopping says stop (rank 0
+        decides for all ranks)."""
+        if not self.replicas.lead:
+            self.epoch += 1
+            self.step_in_epoch = 0
+            return self.replicas.broadcast_flag(False)
         t0 = time.perf_counter()
         self.model.eval()
         val = self.task.evaluate(self.model, "validation")
@@ -253,9 +324,12 @@ class Trainer:
         if not stop:
             self.save()
         self._emit("epoch", record, None)
-        return stop
+        return self.replicas.broadcast_flag(stop)
 
     def _finish(self, status: str) -> dict[str, Any]:
+        if not self.replicas.lead:
+            self.summary.update(status=status, epochs_done=self.epoch)
+            return dict(self.summary)
         if status != "stopped":
             if self.best_weights is not None:
                 self.model.load_state_dict(self.best_weights)
@@ -274,7 +348,7 @@ class Trainer:
     # --- checkpoints ---
 
     def save(self) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or not self.replicas.lead:
             return
         opt_tensors, opt_meta = flatten_optimizer(self.optimizer.state_dict())
         tensors = {**opt_tensors, **rng_tensors(self.generator)}

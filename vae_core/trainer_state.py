@@ -1,5 +1,16 @@
 """The optimizer and the random number generators as a checkpoint stores them: tensors for a
-safetensors file and JSON-ready metadata, never a pickle."""
+safetensors file and JSON-ready metadata, never a pickle.
+
+Two kinds of randomness drive training. The order of the data (each epoch's permutation) comes
+from one generator seeded with the run's seed; a checkpoint stores its state (`rng.data`), the
+same on every process of a distributed run, so that a resumed run meets the same global batches
+in the same order whether it runs in one process or in N. The noise of a step (dynamic
+binarisation, the samples of z) is drawn afresh from `noise_seed(seed, global_step, rank, ...)`: it
+needs no saved state, a run stopped anywhere and resumed with the same number of processes
+repeats the uninterrupted run exactly, and with a different number of processes the same
+batches get other (equally valid) noise. `rng.cpu` (and `rng.cuda`) are the process's global
+generators at the save, kept so that checkpoints stay readable by earlier versions.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +31,33 @@ def make_optimizer(model: torch.nn.Module, config: LoopConfig) -> torch.optim.Op
         return cls(model.parameters(), lr=config.learning_rate, fused=True)
     except (RuntimeError, TypeError, ValueError):  # an older torch or a device without a fused kernel
         return cls(model.parameters(), lr=config.learning_rate)
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def noise_seed(seed: int, global_step: int, rank: int = 0, stream: int = 0) -> int:
+    """The seed of one step's noise on one process: splitmix64 of (seed, step, rank, stream), so
+    that nearby steps and ranks get unrelated streams. `stream` tells apart the generators of one
+    step (the data's noise and the model's), which must not start from the same seed: two
+    Mersenne twisters seeded alike draw the same numbers."""
+    x = (seed * 0x9E3779B97F4A7C15 + global_step * 0xD1B54A32D192ED03 + rank * 0x8CB92BA72F3D8DD7
+         + stream * 0xA0761D6478BD642F + 1) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (x ^ (x >> 31)) & ((1 << 63) - 1)
+
+
+def seed_default_generator(device: torch.device, seed: int) -> None:
+    """Seed the generator that random operations on `device` use by default. Cheaper than
+    `torch.manual_seed`, which also queues a seeding of every GPU, at each call, until CUDA starts."""
+    if device.type == "cuda":
+        torch.cuda.default_generators[device.index if device.index is not None
+                                      else torch.cuda.current_device()].manual_seed(seed)
+    elif device.type == "mps":
+        torch.mps.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
 
 
 def rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
