@@ -30,7 +30,11 @@ page_intro("Latent space", (
     "codes towards the prior N(0, I), so the whole prior region decodes to plausible digits."),
     try_this=("Drag slowly from the 1s to the 7s: where does the image change its mind?",
               "Go far out, beyond 3 on a slider, where no test digit lies: what does the decoder draw there?",
-              "Pick the 20-D model in the sidebar: its map is a flat view of 20 numbers, so classes overlap."))
+              "Pick the 20-D model in the sidebar: its map is a flat view of 20 numbers, so classes overlap.")
+    if latent_dim <= 2 else
+    ("Switch the map to t-SNE: do the classes the PCA map mixes come apart?",
+     "Click a 7 on the map, then move one slider: which strokes does that one coordinate change?",
+     "Show a digit's q(z|x) on the PCA map and draw ε a few times: how far apart do the decoded draws look?"))
 
 mu, labels = test_encodings(path)
 SLIDERS = ("z_a", "z_b")

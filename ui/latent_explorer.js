@@ -81,6 +81,10 @@ export default function (component) {
     const viewKey = JSON.stringify(data.view);
     if (state.viewKey !== viewKey) { state.viewKey = viewKey; state.layer = null; }
     state.data = data;
+    if (root.style.fontSize !== data.text_px + "px") {
+        root.style.fontSize = data.text_px + "px";
+        state.layer = null;
+    }
     const mean = data.projection_mean, comps = data.projection_components;
 
     for (const [input, label, axis] of [[els.a, els.aLabel, 0], [els.b, els.bLabel, 1]]) {
@@ -134,7 +138,7 @@ export default function (component) {
     const fromY = (py) => { const w = view(); return w.y0 + (1 - (py - MARGIN.top) / state.plot) * (w.y1 - w.y0); };
 
     function fontPx() {
-        return Math.max(12, Math.round(0.85 * parseFloat(getComputedStyle(root).fontSize || "16")));
+        return Math.max(12, Math.round(0.85 * (state.data.text_px || 16)));
     }
 
     function drawLayer() {

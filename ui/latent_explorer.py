@@ -19,6 +19,8 @@ import streamlit as st
 from PIL import Image
 
 from vae_core.vae.explore import Ellipse, Projection, mean_decoder_layers
+
+from .presentation import BODY_PX, presenting
 from vae_core.vae.model import MLPVAE
 
 _HERE = Path(__file__).resolve().parent
@@ -50,18 +52,18 @@ CSS = """
                    font-family: var(--st-font); color: var(--st-text-color); }
 .latent-explorer.stacked { flex-wrap: wrap; }
 .controls { display: flex; flex-direction: column; gap: 0.6rem; width: 280px; flex: none; }
-.controls label { display: flex; flex-direction: column; font-size: 0.9rem; gap: 0.2rem; }
+.controls label { display: flex; flex-direction: column; font-size: 0.9em; gap: 0.2rem; }
 .controls input[type=range] { width: 100%; accent-color: var(--st-primary-color); }
 canvas.decoded { width: 280px; height: 280px; image-rendering: pixelated; border-radius: 4px; }
 .map { position: relative; flex: none; }
 canvas.scatter { display: block; cursor: crosshair; touch-action: none; }
 .thumb { position: absolute; pointer-events: none; background: #fff; border: 1px solid #888;
          border-radius: 4px; padding: 3px; box-shadow: 0 2px 6px rgba(0,0,0,0.25); text-align: center;
-         font-size: 0.8rem; line-height: 1.2; }
+         font-size: 0.8em; line-height: 1.2; }
 .thumb[hidden] { display: none; }
 .thumb canvas { display: block; width: 84px; height: 84px; image-rendering: pixelated; }
-.caption { font-size: 0.85rem; opacity: 0.75; text-align: center; }
-.legend { font-size: 1rem; text-align: center; margin-top: 0.3rem; line-height: 1.6; }
+.caption { font-size: 0.85em; opacity: 0.75; text-align: center; text-wrap: balance; }
+.legend { font-size: 1em; text-align: center; margin-top: 0.3rem; line-height: 1.6; }
 .legend span { margin: 0 0.2rem; white-space: nowrap; }
 .legend span::before { content: ""; display: inline-block; width: 0.75em; height: 0.75em; border-radius: 50%;
                        background: var(--c); margin-right: 0.2em; vertical-align: -0.05em; }
@@ -148,7 +150,9 @@ def latent_explorer(model, model_key: str, points: np.ndarray, labels: np.ndarra
         "dims": list(dims), "base": (np.zeros(latent_dim) if base is None else base).astype(float).tolist(),
         "z": list(z), "range": [-4.0, 4.0], "step": 0.05,
         "axis_names": [f"z{dims[0] + 1}", f"z{dims[1] + 1}"], "scatter_titles": list(titles),
-        "slider_axes": latent_dim <= 2, "scatter_size": 460,
+        "slider_axes": latent_dim <= 2, "scatter_size": 560 if presenting() else 460,
+        # The explorer's text size in px (its labels, legend and the map's numbers scale with it).
+        "text_px": BODY_PX if presenting() else 16,
         "thumbnails": thumbnails, "posterior": posterior, "view": None if view is None else [float(v) for v in view],
     }
     return _component(key=key, data=data, default={"z": list(z)}, on_z_change=lambda: None,
