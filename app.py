@@ -23,11 +23,11 @@ st.markdown(
     "to draw a digit back from any code. The model below keeps only **two numbers** per digit, so "
     "its whole space of codes is a map you can walk on.")
 
-# The explorer and the steps side by side, the steps wrapping below the explorer on a narrow
-# screen (a projector at 1024 px leaves the page about 560 px).
-row = st.container(horizontal=True, gap="large")
-explorer_box = row.container(width="content")
-with row.container(width=320 if not presenting() else 420):
+# The explorer and the steps side by side (a 1400 px screen leaves the page about 940 px), the
+# steps wrapping below the explorer on a narrower one (a projector at 1024 px leaves about 560).
+row = st.container(horizontal=True, gap="medium")
+explorer_box = row.container(width=620)  # the explorer's image and map side by side
+with row.container(width=260 if not presenting() else 420):
     st.subheader("Start here")
     st.markdown(
         "1. **Move a slider, or drag on the map.** The image is what the decoder draws at that "
