@@ -54,7 +54,7 @@ def test_the_presets_come_first_and_each_starts_its_model_in_one_click():
         configs = _started_configs(job)
         model_config, train_config = PRESETS[0].configs()
         assert configs["kind"] == "vae" and configs["model"] == to_dict(model_config)
-        assert configs["model"]["latent_dim"] == 2 and configs["training"]["max_train_examples"] == 10_000
+        assert configs["model"]["latent_dim"] == 2 and 0 < configs["training"]["max_train_examples"] <= 20_000
         assert {k: v for k, v in configs["training"].items() if k != "num_threads"} == \
             {k: v for k, v in to_dict(train_config).items() if k != "num_threads"}
     finally:
@@ -111,7 +111,8 @@ def test_the_form_speaks_plainly():
 def test_a_quick_demo_adjusted_to_tiny_data_trains_and_its_map_replays():
     at = open_page("pages/1_Train.py")
     at.button(key="preset_fill_quick-demo").click().run()
-    assert at.number_input(key="form_max_train_examples").value == 10_000
+    assert at.number_input(key="form_max_train_examples").value == PRESETS[0].training["max_train_examples"]
+    assert at.selectbox(key="form_activation").value == "relu"
     at.text_input(key="form_name").set_value("tiny demo")
     at.selectbox(key="form_dataset").select("synthetic")
     at.number_input(key="form_hidden_dim").set_value(32)

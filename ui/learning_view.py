@@ -4,6 +4,7 @@ afterwards with a slider."""
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ui.images import png
 from ui.presentation import chart
 from vae_core.snapshots import FILENAME, SnapshotError, Snapshots, read_snapshots
 
@@ -38,13 +40,23 @@ def _read(run_dir: str, key: tuple) -> Snapshots | str:
         return str(exc)
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _manifold_uri(run_dir: str, key: tuple, _snapshots: Snapshots) -> str:
+    """The manifold of the snapshots of this version of the file as a PNG data URI: the image
+    travels inside the page's update, so a card refreshed every second never points at a media
+    file that a newer refresh has replaced."""
+    return "data:image/png;base64," + base64.b64encode(png(_snapshots.manifold_image(), scale=1)).decode()
+
+
 def load(run_dir: str | Path) -> Snapshots | str | None:
     """The run's snapshots, a one-line message if its file is damaged, or None if it has none."""
-    run_dir = Path(run_dir)
+    return _load(Path(run_dir))[0]
+
+
+def _load(run_dir: Path) -> tuple[Snapshots | str | None, tuple | None]:
+    """`load`'s answer and the version of the file it comes from."""
     key = _file_key(run_dir)
-    if key is None:
-        return None
-    return _read(str(run_dir), key)
+    return (None, None) if key is None else (_read(str(run_dir), key), key)
 
 
 def latent_map(snapshots: Snapshots, index: int, height: int = 340) -> go.Figure:
@@ -68,10 +80,11 @@ def _when(snapshots: Snapshots, index: int) -> str:
     return f"after {snapshots.epochs[index]:.2f} epochs ({int(snapshots.steps[index]):,} steps)"
 
 
-def _map_and_manifold(snapshots: Snapshots, index: int, key: str, manifold_caption: str) -> None:
+def _map_and_manifold(run_dir: Path, version: tuple, snapshots: Snapshots, index: int, key: str,
+                      manifold_caption: str) -> None:
     left, right = st.columns([3, 2])
     left.plotly_chart(chart(latent_map(snapshots, index)), config={"displayModeBar": False}, key=key)
-    right.image(snapshots.manifold_image(), caption=manifold_caption, width="stretch", clamp=True)
+    right.image(_manifold_uri(str(run_dir), version, snapshots), caption=manifold_caption, width="stretch")
 
 
 def show_learning(job) -> None:
@@ -79,7 +92,7 @@ def show_learning(job) -> None:
     to replay the map once it has ended. Nothing for other runs; one line for a damaged file."""
     if job.run_dir is None:
         return
-    snapshots = load(job.run_dir)
+    snapshots, version = _load(Path(job.run_dir))
     if snapshots is None:
         return
     if isinstance(snapshots, str):
@@ -88,7 +101,7 @@ def show_learning(job) -> None:
     if job.active:
         st.markdown(f"**Watch it learn:** {len(snapshots.labels):,} validation digits at their codes, "
                     f"{_when(snapshots, -1)}; refreshed every few seconds.")
-        _map_and_manifold(snapshots, len(snapshots) - 1, f"live_map_{job.id}",
+        _map_and_manifold(Path(job.run_dir), version, snapshots, len(snapshots) - 1, f"live_map_{job.id}",
                           "what the decoder draws across the map, now")
     else:
         replay(job.run_dir, key=f"job_{job.id}")
@@ -97,7 +110,7 @@ def show_learning(job) -> None:
 def replay(run_dir: str | Path, key: str = "replay") -> None:
     """A slider through a run's snapshots and the map at the chosen one; one line if the file is
     damaged, nothing for a run without snapshots."""
-    snapshots = load(run_dir)
+    snapshots, version = _load(Path(run_dir))
     if snapshots is None:
         return
     if isinstance(snapshots, str):
@@ -111,4 +124,5 @@ def replay(run_dir: str | Path, key: str = "replay") -> None:
                              help="Each stop is a snapshot the training process took: every few seconds, "
                                   "and at the end of each epoch")
     st.caption(f"The map {_when(snapshots, index)}.")
-    _map_and_manifold(snapshots, index, f"replay_map_{key}", "what the decoder draws across the map at the end")
+    _map_and_manifold(Path(run_dir), version, snapshots, index, f"replay_map_{key}",
+                      "what the decoder draws across the map at the end")

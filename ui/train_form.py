@@ -39,19 +39,23 @@ class Preset:
 
 PRESETS = [
     Preset("quick-demo", "Quick demo", "vae",
-           "A VAE with a 2-D latent space on 10,000 digits: its map of the digits sorts itself out "
-           "in about half a minute, and you can watch it happen.",
-           {"latent_dim": 2, "hidden_dim": 500},
-           {"max_train_examples": 10_000, "epochs": 12, "patience": 0, "num_threads": 1}),
+           "A VAE with a 2-D latent space on 20,000 digits: in about half a minute on one core its "
+           "map sorts the digits into groups, and you can watch it happen.",
+           # ReLU units and a large step learn the map in fewer steps than the paper's tanh and 1e-3
+           # (benchmarks/quick_demo.py).
+           {"latent_dim": 2, "hidden_dim": 500, "activation": "relu"},
+           {"max_train_examples": 20_000, "epochs": 8, "learning_rate": 0.01, "patience": 0, "num_threads": 1}),
     Preset("paper-vae", "The paper's model", "vae",
            "Kingma and Welling's MNIST VAE: 784-500-20 with tanh units, minibatches of 100, one "
-           "sample of z, Adagrad. About 6 s an epoch on one core; 50 epochs at most.",
+           "sample of z, Adagrad. About 10 s an epoch on a free core; it stops when the validation "
+           "ELBO has not improved for 3 epochs, or after 50.",
            {"latent_dim": 20, "hidden_dim": 500, "activation": "tanh"},
            {"optimizer": "adagrad", "learning_rate": 0.02, "epochs": 50, "num_threads": 1}),
     Preset("m2-100-labels", "Semi-supervised M2 (100 labels)", "m2",
            "Learns to classify digits from 100 labelled ones and 49,900 unlabelled, with M2 on the "
            "codes of the shipped M1 VAE (M1+M2, Kingma et al. 2014). About 15 s an epoch; the "
-           "shipped run of this recipe passed 85% validation accuracy at epoch 7 and reached 96%.",
+           "shipped run of this recipe passed 80% validation accuracy at epoch 4 and 90% at epoch 42, "
+           "and scored 96.2% on the test digits.",
            {"latent_dim": 10},
            {"m1_run": str(SHIPPED_M1), "num_labels": 100, "alpha_scale": 0.1, "epochs": 300, "patience": 30,
             "num_threads": 1}),
