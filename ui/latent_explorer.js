@@ -253,12 +253,17 @@ export default function (component) {
                 my += (z[k] - mean[k]) * comps[2 * k + 1];
             }
             const cx = toX(mx), cy = toY(my);
+            ctx.save();
+            ctx.beginPath();
+            ctx.rect(MARGIN.left, MARGIN.top, state.plot, state.plot);
+            ctx.clip();  // a zoomed map may leave z outside: the cross stays off the tick numbers
             ctx.strokeStyle = "#000";
             ctx.lineWidth = 3;
             ctx.beginPath();
             ctx.moveTo(cx - 8, cy - 8); ctx.lineTo(cx + 8, cy + 8);
             ctx.moveTo(cx + 8, cy - 8); ctx.lineTo(cx - 8, cy + 8);
             ctx.stroke();
+            ctx.restore();
         }
 
         const a = parseFloat(els.a.value).toFixed(2), b = parseFloat(els.b.value).toFixed(2);
