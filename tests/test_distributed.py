@@ -113,11 +113,17 @@ def squared_error_trainer(replicas: Replicas | None = None) -> Trainer:
     return Trainer(model, SquaredErrorTask(data, config), replicas=replicas)
 
 
-def _worker(rank: int, world: int, port: int, job: dict) -> None:
-    """One process of a launch as torchrun would start it (its environment), doing `job`."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+def _worker(rank: int, world: int, jobs: list[dict]) -> None:
+    """One process of a launch as torchrun would start it (its environment), doing `jobs` in
+    turn (one start-up of torch serves several: on 2 busy cores that is most of the time)."""
     torch.set_num_threads(1)
+    for job in jobs:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(job["port"]), RANK=str(rank),
+                          WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+        _do(rank, job)
+
+
+def _do(rank: int, job: dict) -> None:
     launch = from_environment()
     out = Path(job["out"])
     if job["mode"] == "squared-error":
@@ -146,10 +152,26 @@ def _worker(rank: int, world: int, port: int, job: dict) -> None:
                                                          "step": trainer.global_step}))
 
 
-def _launch(world: int, job: dict) -> list[dict]:
-    Path(job["out"]).mkdir(parents=True, exist_ok=True)
-    mp.start_processes(_worker, args=(world, _free_port(), job), nprocs=world, start_method="spawn")
-    return [json.loads((Path(job["out"]) / f"result-{r}.json").read_text()) for r in range(world)]
+def _launch(world: int, *jobs: dict) -> list[list[dict]]:
+    """Each job's results, rank by rank."""
+    for job in jobs:
+        Path(job["out"]).mkdir(parents=True, exist_ok=True)
+        job["port"] = _free_port()
+    mp.start_processes(_worker, args=(world, list(jobs)), nprocs=world, start_method="spawn")
+    return [[json.loads((Path(job["out"]) / f"result-{r}.json").read_text()) for r in range(world)]
+            for job in jobs]
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory, data_root) -> dict[str, Path]:
+    """One launch of 2 processes: the squared-error task, then a VAE stopped in the middle of
+    epoch 2 (rank 0 asks at step 11; both stop after step 12)."""
+    root = tmp_path_factory.mktemp("two")
+    paths = {"squared-error": root / "squared-error", "split": root / "split", "out-split": root / "out-split"}
+    _launch(2, {"mode": "squared-error", "out": str(paths["squared-error"])},
+            {"mode": "train-and-stop", "stop_after": 11, "run": str(paths["split"]), "data_root": str(data_root),
+             "out": str(paths["out-split"])})
+    return paths
 
 
 def _weights(out, rank) -> dict:
@@ -197,11 +219,12 @@ def test_the_command_line_refuses_before_making_a_run_folder(tmp_path, monkeypat
 
 # --- two processes against one ---------------------------------------------------------------
 
-def test_two_processes_train_as_one_does_without_noise(tmp_path):
-    results = _launch(2, {"mode": "squared-error", "out": str(tmp_path)})
+def test_two_processes_train_as_one_does_without_noise(two_processes):
+    out = two_processes["squared-error"]
+    results = [json.loads((out / f"result-{r}.json").read_text()) for r in range(2)]
     alone = squared_error_trainer()
     alone.fit()
-    rank0, rank1 = _weights(tmp_path, 0), _weights(tmp_path, 1)
+    rank0, rank1 = _weights(out, 0), _weights(out, 1)
     # the last epoch is the best one, so rank 0 (which restores the best weights) and rank 1 agree
     assert [r["val_elbo"] for r in alone.history] == sorted(r["val_elbo"] for r in alone.history)
     for name, value in alone.model.state_dict().items():
@@ -214,7 +237,7 @@ def test_two_processes_train_as_one_does_without_noise(tmp_path):
             assert together[key] == pytest.approx(one[key], rel=1e-5), key
 
 
-def test_a_vae_across_processes_writes_once_and_resumes_with_any_number(tmp_path, data_root):
+def test_a_vae_across_processes_writes_once_and_resumes_with_any_number(tmp_path, data_root, two_processes):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     args = [f"--{k.replace('_', '-')}={v}" for k, v in {**MODEL, **TRAIN}.items()]
     # 1. Two processes under torchrun, uninterrupted; the fused backward fills .grad by hand.
@@ -232,8 +255,7 @@ def test_a_vae_across_processes_writes_once_and_resumes_with_any_number(tmp_path
     assert straight.train_config.backward == "fused"
 
     # 2. Two processes stopped in the middle of epoch 2 (rank 0 asked; both stop after one step).
-    _launch(2, {"mode": "train-and-stop", "stop_after": 11, "run": str(tmp_path / "split"),
-                "data_root": str(data_root), "out": str(tmp_path / "out-split")})
+    shutil.copytree(two_processes["split"], tmp_path / "split")
     split = load_model(tmp_path / "split", with_training_state=True)[1]
     assert split.summary["status"] == "stopped" and split.trainer_meta["global_step"] == 12
     assert split.trainer_meta["step_in_epoch"] == 4 and len(split.epochs) == 1

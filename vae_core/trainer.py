@@ -250,13 +250,14 @@ class Trainer:
         sums of the reported terms and its size."""
         batch = self.task.train_batch(indices, self.noise)
         loss, terms, has_gradients = step(self.model, batch, self.beta())
-        if not torch.isfinite(loss):
-            return loss.item(), {}, 0
+        value = loss.item()
+        if not math.isfinite(value):
+            return value, {}, 0
         if not has_gradients:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
         n = len(batch)
-        return loss.item(), {key: value.item() * n for key, value in terms.items()}, n
+        return value, {key: term.item() * n for key, term in terms.items()}, n
 
     def _step_together(self, step: Step, params: list[torch.Tensor],
                        global_batch: torch.Tensor) -> tuple[float, dict[str, float], int]:

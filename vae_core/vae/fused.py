@@ -56,7 +56,9 @@ _BACKWARD = {
 class ElboGradients:
     """A training step's terms and gradients for one model, with every intermediate written
     into buffers kept from one call to the next (one set per batch shape) and each gradient
-    into the parameter's existing `.grad`, so that a step works in the same memory each time."""
+    into the parameter's existing `.grad`, so that a step works in the same memory each time.
+    Across processes those `.grad` tensors are views of the buffer one all-reduce averages
+    (`distributed.Replicas`), so the hand-derived gradients are averaged like autograd's."""
 
     def __init__(self, model: MLPVAE):
         self.model = model
