@@ -71,8 +71,10 @@ def presenting() -> bool:
 
 
 def chart(fig: go.Figure) -> go.Figure:
-    """A Plotly figure as the current mode shows it: unchanged, or with its tick labels, legend,
-    titles and annotations enlarged for a projector (and a taller plot to hold them)."""
+    """A Plotly figure as the current mode shows it: legend symbols at a readable size whatever
+    the size of the points they stand for (a latent map's points are 4 px), and in presentation
+    mode its tick labels, legend, titles and annotations enlarged (and a taller plot to hold them)."""
+    fig.update_layout(legend_itemsizing="constant")
     if not presenting():
         return fig
     fig.update_layout(font_size=CHART_TEXT_PX, legend_font_size=CHART_TEXT_PX, title_font_size=CHART_TEXT_PX + 2,
