@@ -1,0 +1,473 @@
+"""A classroom on one server: many browser sessions at once on Latent space, Reconstruct (with
+uploads) and Semi-supervised, while training jobs run and others wait in the queue.
+
+    python benchmarks/classroom.py [--sessions 30] [--ramp 60] [--duration 180] [--port 8621]
+
+All traffic stays on 127.0.0.1 and everything is bounded: a fixed number of sessions, a fixed
+time, a timeout on every wait. The app is served with its own empty runs folder (a temporary
+folder, deleted afterwards), `VAE_EXPLORER_MAX_JOBS=2` and one thread per job. Then:
+
+1. one warm-up session opens each page once, so that the models and test sets are loaded, and
+   the server's memory is read with no session open (the baseline);
+2. five visitors, each in their own browser context, start "The paper's model" on the Train page,
+   as a student would: two jobs train and three wait in the queue;
+3. the sessions arrive one by one over `--ramp` seconds, each in its own browser context (one
+   headless Chromium), a third of them on each page. Each session then acts every 8-20 s (a
+   random pause, seeded) until `--duration` has passed since the last one arrived: on Latent
+   space it moves the z1 slider, on Reconstruct and Semi-supervised it uploads a new digit (an
+   MNIST test digit as a dark-on-white 280x280 PNG, like a scan); every fourth action it goes to
+   the next of the three pages by its sidebar link;
+4. the sessions close, and the server's memory is read again.
+
+Measured: page load (a first visit with `goto`, and a page switch by sidebar link: until the
+page's content is on screen and the script idle), upload to result (the file handed to the
+uploader until the new reconstruction, or the new classified image, is on screen; and until the
+whole rerun is done), errors (an error box, an exception, a disconnection, a wait that times out),
+the server's resident memory (every second; per session as the growth over the baseline with
+every session open, divided by their number), the training processes (every second: never more
+than two at once is the queue holding), and the CPU time of the server, the training jobs and the
+browser. The browser runs on the same two cores as the server here, which a classroom's browsers
+do not: its CPU time is reported so that its share is known.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
+from vae_core.data import load_dataset  # noqa: E402
+
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+PAGES = ("Latent space", "Reconstruct", "Semi-supervised")
+PATHS = {"Latent space": "/Latent_space", "Reconstruct": "/Reconstruct", "Semi-supervised": "/Semi-supervised"}
+# What each page shows once it has drawn its content.
+LOADED = {"Latent space": "decoder mean at z = (", "Reconstruct": "and its reconstruction",
+          "Semi-supervised": "Left chart, q(y|x)"}
+# The caption of the image that an upload replaces: the result.
+RESULT_CAPTION = {"Reconstruct": "decoder mean at E[z|x]", "Semi-supervised": "your image"}
+WAIT_MS = 60_000  # any single wait longer than this is an error
+JOBS_RUNNING, JOBS_QUEUED = 2, 3
+JOB_PRESET = "paper-vae"  # 50 epochs of the paper's VAE: it outlasts the benchmark
+
+
+@dataclass
+class Record:
+    page_loads: list[tuple[str, str, float]] = field(default_factory=list)   # (page, how, seconds)
+    uploads: list[tuple[str, float, float]] = field(default_factory=list)    # (page, to result, to done)
+    moves: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+# --- the server and its processes -------------------------------------------------------------
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def training_processes(server: int) -> list[int]:
+    return [p for p in children(server) if "vae_core" in cmdline(p) and " train" in cmdline(p)]
+
+
+class Monitor(threading.Thread):
+    """Every second: the server's RSS, its training processes and their RSS; and the CPU time of
+    the server, of the training processes and of the browser (this script's other descendants)."""
+
+    def __init__(self, server: int):
+        super().__init__(daemon=True)
+        self.server, self.samples, self.stopped = server, [], threading.Event()
+        self.cpu: dict[int, tuple[str, float]] = {}
+
+    def run(self) -> None:
+        while not self.stopped.wait(1.0):
+            training = training_processes(self.server)
+            self.samples.append((time.perf_counter(), rss_mb(self.server), len(training),
+                                 sum(rss_mb(p) for p in training)))
+            self.cpu[self.server] = ("server", cpu_seconds(self.server))
+            for p in training:
+                self.cpu[p] = ("training", cpu_seconds(p))
+            server_tree = {self.server, *descendants(self.server)}
+            for p in descendants(os.getpid()):
+                if p not in server_tree and ("chromium" in cmdline(p) or "playwright" in cmdline(p)):
+                    self.cpu[p] = ("browser", cpu_seconds(p))
+
+    def cpu_by_role(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for role, seconds in self.cpu.values():
+            totals[role] = totals.get(role, 0.0) + seconds
+        return totals
+
+    def rss_between(self, start: float, end: float) -> list[float]:
+        return [s[1] for s in self.samples if start <= s[0] <= end]
+
+
+def serve(port: int, runs: Path) -> subprocess.Popen:
+    env = dict(os.environ, VAE_EXPLORER_RUNS=str(runs), VAE_EXPLORER_MAX_JOBS=str(JOBS_RUNNING),
+               VAE_EXPLORER_THREADS_PER_JOB="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         # as a course's server runs: its files do not change under it (a watched tree that
+         # changes reloads modules mid-session)
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    start = time.perf_counter()
+    while True:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
+                return process
+        except OSError:
+            pass
+        if process.poll() is not None or time.perf_counter() - start > 120:
+            process.kill()
+            raise RuntimeError(f"the app did not start: {process.stderr.read().decode()[-2000:]}")
+        time.sleep(0.2)
+
+
+# --- what a visitor does ----------------------------------------------------------------------
+
+def digit_files(folder: Path, count: int) -> list[Path]:
+    """MNIST test digits as a scan would give them: dark ink on white paper, 280x280 PNG."""
+    images = load_dataset("mnist").test.images[:count, 0].numpy()
+    paths = []
+    for i, image in enumerate(images):
+        grey = Image.fromarray(np.uint8(255 - 255 * image)).resize((280, 280), Image.BILINEAR)
+        buffer = io.BytesIO()
+        grey.save(buffer, format="PNG")
+        paths.append(folder / f"digit-{i}.png")
+        paths[-1].write_bytes(buffer.getvalue())
+    return paths
+
+
+async def idle(page) -> None:
+    await page.wait_for_selector(IDLE, timeout=WAIT_MS)
+
+
+async def loaded(page, name: str, timeout: float = WAIT_MS) -> None:
+    await page.get_by_text(LOADED[name]).first.wait_for(timeout=timeout)
+    await idle(page)
+
+
+async def result_src(page, caption: str) -> str | None:
+    return await page.evaluate("""caption => {
+        for (const box of document.querySelectorAll('[data-testid="stImage"]')) {
+            const text = box.querySelector('[data-testid="stImageCaption"]');
+            if (text && text.textContent.trim() === caption) return box.querySelector('img').src;
+        }
+        return null; }""", caption)
+
+
+async def upload(page, name: str, path: Path, record: Record) -> None:
+    """Hand a file to the page's first uploader; time it until the new result image is shown, and
+    until the rerun is done."""
+    if await page.get_by_test_id("stFileUploaderDropzoneInput").count() == 0:
+        await page.get_by_text("upload", exact=True).first.click()
+        await page.get_by_test_id("stFileUploaderDropzoneInput").first.wait_for(state="attached", timeout=WAIT_MS)
+        await idle(page)
+    caption = RESULT_CAPTION[name]
+    before = await result_src(page, caption)
+    start = time.perf_counter()
+    await page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(path))
+    await page.wait_for_function(
+        """([caption, before]) => {
+            for (const box of document.querySelectorAll('[data-testid="stImage"]')) {
+                const text = box.querySelector('[data-testid="stImageCaption"]');
+                if (text && text.textContent.trim() === caption) return box.querySelector('img').src !== before;
+            }
+            return false; }""", arg=[caption, before], timeout=WAIT_MS)
+    shown = time.perf_counter() - start
+    await idle(page)
+    record.uploads.append((name, shown, time.perf_counter() - start))
+
+
+async def move(page, record: Record) -> None:
+    """Move z1 one step with the keyboard; time it until the decoded point's label changes."""
+    label = page.get_by_text("decoder mean at z = (").first
+    before = await label.text_content()
+    start = time.perf_counter()
+    slider = page.locator("input[data-axis='0']")
+    await slider.focus()
+    await page.keyboard.press("ArrowRight" if random.random() < 0.5 else "ArrowLeft")
+    while await label.text_content() == before:  # the label is drawn inside a component: polled
+        if time.perf_counter() - start > WAIT_MS / 1000:
+            raise TimeoutError("the decoded point's label did not change")
+        await asyncio.sleep(0.01)
+    record.moves.append(time.perf_counter() - start)
+
+
+async def check(page, where: str, record: Record) -> None:
+    boxes = await page.locator(ERRORS).count()
+    if boxes:
+        text = await page.locator(ERRORS).first.inner_text()
+        record.errors.append(f"{where}: an error box: {text[:200]}")
+
+
+async def session(browser, base: str, index: int, first: str, arrive: float, end: float,
+                  files: list[Path], record: Record, rng: random.Random) -> None:
+    await asyncio.sleep(max(0.0, arrive - time.perf_counter()))
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.on("websocket", lambda ws: ws.on("close", lambda _: record.errors.append(
+        f"session {index}: the websocket closed") if time.perf_counter() < end else None))
+    name, actions = first, 0
+    try:
+        start = time.perf_counter()
+        await page.goto(base + PATHS[name], timeout=WAIT_MS)
+        await loaded(page, name)
+        record.page_loads.append((name, "first visit", time.perf_counter() - start))
+        await check(page, f"session {index}, {name}", record)
+        while time.perf_counter() < end:
+            await asyncio.sleep(rng.uniform(8, 20))
+            if time.perf_counter() >= end:
+                break
+            actions += 1
+            if actions % 4 == 0:
+                name = PAGES[(PAGES.index(name) + 1) % len(PAGES)]
+                start = time.perf_counter()
+                await page.get_by_role("link", name=name, exact=True).click()
+                await loaded(page, name)
+                record.page_loads.append((name, "switch", time.perf_counter() - start))
+            elif name == "Latent space":
+                await move(page, record)
+            else:
+                await upload(page, name, files[(index * 97 + actions) % len(files)], record)
+            await check(page, f"session {index}, {name}", record)
+    except Exception as exc:  # noqa: BLE001 - every failure of a visitor is counted, none stops the run
+        record.errors.append(f"session {index}, {name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    finally:
+        end_time = time.perf_counter()
+        if end_time < end:
+            end = end_time  # closing early: its websocket closing is not an error of the server
+        await context.close()
+
+
+async def start_jobs(browser, base: str, count: int) -> list[str]:
+    """`count` visitors, one context each, start the paper's VAE from the Train page's preset."""
+    messages = []
+    for i in range(count):
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        await page.goto(base + "/Train", timeout=WAIT_MS)
+        await page.get_by_role("textbox", name="Name of the new run").fill(f"class-{i + 1}")
+        await page.get_by_role("textbox", name="Name of the new run").press("Enter")
+        await idle(page)
+        await page.locator(f".st-key-preset_start_{JOB_PRESET} button").click()
+        message = page.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentError"]').first
+        await message.wait_for(timeout=WAIT_MS)
+        messages.append((await message.inner_text()).strip())
+        await context.close()
+    return messages
+
+
+async def train_page_statuses(browser, base: str) -> str:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(base + "/Train", timeout=WAIT_MS)
+    await page.get_by_text("class-").first.wait_for(timeout=WAIT_MS)
+    await idle(page)
+    text = await page.locator('[data-testid="stMain"]').inner_text()
+    await context.close()
+    return text
+
+
+async def warm_up(browser, base: str, files: list[Path]) -> None:
+    record = Record()
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    for name in PAGES:
+        await page.goto(base + PATHS[name], timeout=WAIT_MS)
+        await loaded(page, name, timeout=4 * WAIT_MS)  # the first visit imports torch and loads the data
+        if name != "Latent space":
+            await upload(page, name, files[-1], record)
+    await context.close()
+    if record.errors:
+        raise RuntimeError(f"the warm-up failed: {record.errors}")
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+def quantiles(values: list[float]) -> str:
+    if not values:
+        return "none"
+    values = sorted(values)
+    p95 = values[min(len(values) - 1, int(np.ceil(0.95 * len(values))) - 1)]
+    return f"p50 {statistics.median(values):.2f} s, p95 {p95:.2f} s, max {values[-1]:.2f} s (n = {len(values)})"
+
+
+async def run(args, base: str, monitor: Monitor, files: list[Path]) -> dict:
+    from playwright.async_api import async_playwright
+    out: dict = {}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        await warm_up(browser, base, files)
+        await asyncio.sleep(3)
+        out["baseline"] = statistics.median(monitor.rss_between(time.perf_counter() - 2.5, time.perf_counter()))
+        if args.jobs:
+            out["job messages"] = await start_jobs(browser, base, JOBS_RUNNING + JOBS_QUEUED)
+            await asyncio.sleep(5)
+        out["training at start"] = len(training_processes(monitor.server))
+        record, rng = Record(), random.Random(0)
+        t0 = time.perf_counter()
+        last_arrival = t0 + args.ramp
+        end = last_arrival + args.duration
+        tasks = [session(browser, base, i, PAGES[i % len(PAGES)], t0 + args.ramp * i / max(1, args.sessions - 1),
+                         end, files, record, random.Random(rng.random())) for i in range(args.sessions)]
+        await asyncio.gather(*tasks)
+        out["all open"] = (last_arrival + 5, end)
+        if args.jobs:
+            out["train page"] = await train_page_statuses(browser, base)
+        await browser.close()
+    await asyncio.sleep(5)
+    out["after"] = statistics.median(monitor.rss_between(time.perf_counter() - 3, time.perf_counter()))
+    out["record"] = record
+    out["window"] = (t0, end)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=30)
+    parser.add_argument("--ramp", type=float, default=60.0, help="seconds over which the sessions arrive")
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of activity after the last arrival")
+    parser.add_argument("--port", type=int, default=8621)
+    parser.add_argument("--no-jobs", dest="jobs", action="store_false", help="no training jobs")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if chromium_path() is None:
+        sys.exit("no chromium found: apt-get install chromium")
+    wall = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="classroom-") as tmp:
+        runs, uploads = Path(tmp) / "runs", Path(tmp) / "uploads"
+        runs.mkdir()
+        uploads.mkdir()
+        files = digit_files(uploads, 200)
+        server = serve(args.port, runs)
+        monitor = Monitor(server.pid)
+        monitor.start()
+        try:
+            out = asyncio.run(run(args, f"http://127.0.0.1:{args.port}", monitor, files))
+        finally:
+            monitor.stopped.set()
+            monitor.join()
+            for pid in training_processes(server.pid):
+                os.kill(pid, 15)  # the jobs this run started: they would end on their own, later
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    record: Record = out["record"]
+    start, end = out["all open"]
+    full = monitor.rss_between(start, end)
+    running = [s[2] for s in monitor.samples if out["window"][0] <= s[0] <= out["window"][1]]
+    peak = max(s[1] for s in monitor.samples)
+    cpu = monitor.cpu_by_role()
+    figures = {
+        "sessions": args.sessions, "ramp_s": args.ramp, "duration_s": args.duration,
+        "page_load_first_visit": sorted(s for _, how, s in record.page_loads if how == "first visit"),
+        "page_load_switch": sorted(s for _, how, s in record.page_loads if how == "switch"),
+        "upload_to_result": sorted(s for _, s, _ in record.uploads),
+        "upload_to_done": sorted(s for _, _, s in record.uploads),
+        "slider_move": sorted(record.moves), "errors": record.errors,
+        "rss_baseline_mb": out["baseline"], "rss_all_open_median_mb": statistics.median(full) if full else None,
+        "rss_peak_mb": peak, "rss_after_mb": out["after"],
+        "training_rss_mb": max((s[3] for s in monitor.samples), default=0),
+        "training_processes_max": max(running, default=0), "training_processes_min": min(running, default=0),
+        "cpu_seconds": cpu, "wall_s": time.perf_counter() - wall,
+    }
+    print(f"{args.sessions} sessions arriving over {args.ramp:.0f} s, then {args.duration:.0f} s of activity; "
+          f"load average before the end: {os.getloadavg()[0]:.1f}")
+    if args.jobs:
+        print("jobs started from the Train page: " + " | ".join(m.splitlines()[0] for m in out["job messages"]))
+    print(f"page load, first visit: {quantiles(figures['page_load_first_visit'])}")
+    print(f"page load, switch by sidebar link: {quantiles(figures['page_load_switch'])}")
+    for name in ("Reconstruct", "Semi-supervised"):
+        print(f"upload to result, {name}: {quantiles([s for n, s, _ in record.uploads if n == name])}")
+    print(f"upload to result, both: {quantiles(figures['upload_to_result'])} (target p95 <= 2 s)")
+    print(f"upload to the rerun's end, both: {quantiles(figures['upload_to_done'])}")
+    print(f"slider move to new label (Latent space): {quantiles(figures['slider_move'])}")
+    print(f"errors: {len(record.errors)}" + "".join(f"\n  {e}" for e in record.errors[:20]))
+    if full:
+        growth = (figures["rss_all_open_median_mb"] - out["baseline"]) / args.sessions
+        print(f"server RSS: {out['baseline']:.0f} MB with no session open (after the warm-up), "
+              f"{figures['rss_all_open_median_mb']:.0f} MB (median) with all {args.sessions} open, "
+              f"peak {peak:.0f} MB, {out['after']:.0f} MB after they closed: "
+              f"{growth:.1f} MB per session (target <= 30 MB)")
+    print(f"training processes while the sessions ran: {figures['training_processes_min']}-"
+          f"{figures['training_processes_max']} (at most {JOBS_RUNNING} is the queue holding); "
+          f"their RSS together at most {figures['training_rss_mb']:.0f} MB")
+    if args.jobs:
+        text = out["train page"]
+        jobs = text[text.find("Jobs on this server"):]
+        print("the Train page at the end: " + " | ".join(line for line in jobs.splitlines() if "class-" in line))
+    print("CPU seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(cpu.items())) +
+          f" (wall {figures['wall_s']:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
