@@ -21,6 +21,9 @@ from vae_core.snapshots import read_snapshots
 
 pytestmark = needs_browser
 EPOCHS = PRESETS[0].training["epochs"]  # the Quick demo's
+# The job's card shows the live map, with its digits drawn, and says so.
+LIVE_MAP = """() => document.querySelector('[data-testid="stMain"]').innerText.includes("Watch it learn:")
+    && document.querySelector('[class*="st-key-live_map_"] .scatterlayer .point') !== null"""
 
 
 
@@ -30,9 +33,9 @@ def write_idx(path, array):
 
 
 def tiny_mnist(root):
-    """3000 training and 300 test digits as MNIST's IDX files: the loader keeps the last sixth of
-    the training file (500) for validation."""
-    data = synthetic_dataset(num_train=2500, num_validation=500, num_test=300, seed=1)
+    """4800 training and 300 test digits as MNIST's IDX files: the loader keeps the last sixth of
+    the training file (800) for validation."""
+    data = synthetic_dataset(num_train=4000, num_validation=800, num_test=300, seed=1)
     train_images = np.concatenate([data.train.images.numpy(), data.validation.images.numpy()])[:, 0]
     train_labels = np.concatenate([data.train.labels.numpy(), data.validation.labels.numpy()])
     folder = root / "MNIST" / "raw"
@@ -77,15 +80,15 @@ def test_quick_demo_from_the_preset_to_a_replayed_map(tmp_path, port):
         page.locator(".st-key-preset_start_quick-demo button").click()
         page.get_by_text("Started quick-demo").wait_for()
         # While it trains: the digits on the map and the decoded manifold, refreshed as it learns.
-        page.get_by_text("Watch it learn:").wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for()
-        screenshot(page, "train-quick-demo-live-1024.png")
+        page.wait_for_function(LIVE_MAP, timeout=90_000)
+        page.evaluate("document.querySelector('[class*=\"st-key-live_map_\"]').scrollIntoView()")
+        page.screenshot(path=str(ARTIFACTS / "train-quick-demo-live-1024.png"))  # at once: it may end soon
         check_fits(page, "Train, the live map")
         page.get_by_role("button", name="Explore this model").first.wait_for(timeout=90_000)  # it has finished
         wait_idle(page)
         snapshots = read_snapshots(runs / "quick-demo")
         assert snapshots.epochs[0] == 0 and snapshots.epochs[-1] == EPOCHS
-        assert len(snapshots.labels) == 500  # every validation digit of the tiny set
+        assert len(snapshots.labels) == 800  # every validation digit of the tiny set
 
         page.goto(url + "/Training_curves")
         wait_idle(page)
