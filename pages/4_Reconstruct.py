@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.common import PAGE_ICON, offer_run, page_intro
+from ui.common import PAGE_ICON, offer_run, page_intro, state_key
 from ui.digit_input import digit_input, show_preparation
 from ui.images import png, tile
 from ui.models import sidebar_model_picker, test_elbos, test_log_likelihoods, test_set_grey
@@ -27,12 +27,31 @@ if model.config.latent_dim <= 2:
               "as a blurry 3 or 8. The shipped **20-D model** rebuilds digits closely.")
 
 images, labels = test_set_grey(ckpt)
-left, right = st.columns([2, 3], gap="large")
-with left:
-    digit = digit_input("reconstruct", images, labels, preparation="none")
 
-if digit is not None:
-    analysis = analyse_image(model, digit.image)
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _analysis(_model, run: str, state: str, image):
+    """The digit's posterior, reconstruction and ELBO; cached per run and image, so that Undo or
+    a click elsewhere on the page does not compute them again."""
+    return analyse_image(_model, image)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _log_likelihood(_model, run: str, state: str, image) -> float:
+    return image_log_likelihood(_model, image, num_importance_samples=1000)
+
+
+@st.fragment
+def your_digit():
+    """The digit, its preparation and its scores: a fragment, so that a stroke on the pad reruns
+    this part of the page only."""
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        digit = digit_input("reconstruct", images, labels, preparation="none")
+    if digit is None:
+        return
+    run = (str(path), state_key(path))
+    analysis = _analysis(model, *run, digit.image)
     with right:
         st.markdown(f"**{digit.description.capitalize()} and its reconstruction**")
         c1, c2 = st.columns(2)
@@ -40,16 +59,9 @@ if digit is not None:
         c2.image(png(analysis.reconstruction, scale=5), caption="decoder mean at E[z|x]")
         c1.metric("ELBO (nats)", f"{analysis.elbo:.1f}")
         log_px = c2.empty()
+        log_px.caption("log p(x): being estimated...")
         st.markdown(score_sentence("ELBO", analysis.elbo, test_elbos(path)))
-    if digit.steps is not None:
-        st.markdown("**How it was prepared**")
-        show_preparation(digit.steps)
-    with right:
-        # The slower estimate comes last, so that the reconstruction is on screen first.
-        log_likelihood = image_log_likelihood(model, digit.image, num_importance_samples=1000)
-        log_px.metric("log p(x) (nats)", f"{log_likelihood:.1f}",
-                      help="Importance-sampled with k = 1000 draws from q(z|x); the ELBO is a lower bound of it")
-        st.markdown(score_sentence("log p(x)", log_likelihood, test_log_likelihoods(path)))
+        log_px_sentence = st.empty()
         st.caption("A higher score is not a verdict that the image looks like a digit: likelihood models can "
                    "score images unlike anything they were trained on higher than their training data "
                    "(Nalisnick et al. 2019)." + (" Scores average 8 random binarisations of the image, as the "
@@ -61,6 +73,9 @@ if digit is not None:
             st.caption("A blank image or a single stroke is easy to encode and to rebuild, so it can get a "
                        "higher ELBO than a real digit: the ELBO measures how well the model explains the "
                        "pixels, not whether they form a digit.")
+    if digit.steps is not None:
+        st.markdown("**How it was prepared**")
+        show_preparation(digit.steps)
 
     d = len(analysis.mu)
     names = [f"z{i + 1}" for i in range(d)]
@@ -69,6 +84,14 @@ if digit is not None:
                     config={"displayModeBar": False})
     c2.plotly_chart(chart(bars(analysis.kl_per_dim, names, "KL to the prior per dimension (nats)")),
                     config={"displayModeBar": False})
+    # The slower estimate comes last, once everything else is on screen.
+    log_likelihood = _log_likelihood(model, *run, digit.image)
+    log_px.metric("log p(x) (nats)", f"{log_likelihood:.1f}",
+                  help="Importance-sampled with k = 1000 draws from q(z|x); the ELBO is a lower bound of it")
+    log_px_sentence.markdown(score_sentence("log p(x)", log_likelihood, test_log_likelihoods(path)))
+
+
+your_digit()
 
 st.subheader("Samples from the prior")
 st.markdown("Draw z ~ N(0, I) and decode: what the model generates with no input at all.")

@@ -39,7 +39,9 @@ images, labels = test_set_grey(ckpt)
 tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "Analogies"], key="m2_tab")  # keyed: the open tab stays when the model changes
 
 
-with tab_classify:
+@st.fragment
+def classify_tab():
+    """A digit and its class probabilities: a fragment, so that a stroke on the pad reruns this tab only."""
     input_column, image_column = st.columns([2, 3], gap="large")
     with input_column:
         digit = digit_input("classify", images, labels, preparation="none")
@@ -64,6 +66,10 @@ with tab_classify:
     if "test_error" in ckpt.summary:
         st.caption(f"This model's error on the 10,000 test digits: {100 * ckpt.summary['test_error']:.2f}% "
                    f"with {ckpt.train_config.num_labels} labels.")
+
+
+with tab_classify:
+    classify_tab()
 
 with tab_generate:
     st.markdown("Choose a class y and a style z; the decoder draws p(x|y, z)'s mean. The style is "

@@ -20,7 +20,9 @@ STROKES = {  # in fractions of the pad
 
 def draw(page, strokes, pad_index=0):
     """Draw strokes with the mouse, one press-move-release per stroke, as a person would."""
-    box = page.locator(".drawing-pad canvas").nth(pad_index).bounding_box()
+    canvas = page.locator(".drawing-pad canvas").nth(pad_index)
+    canvas.scroll_into_view_if_needed()  # below the fold at 1024x768: a mouse only reaches what is shown
+    box = canvas.bounding_box()
     for stroke in strokes:
         x, y = stroke[0]
         page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
@@ -81,7 +83,7 @@ def test_the_shipped_m2_reads_drawn_digits():
                 page.get_by_role("button", name="Clear").click()
                 settle(page)
             draw(page, strokes)
-            page.get_by_text(f"classifier q(y|x): {digit} (").wait_for(timeout=30_000)
+            page.get_by_text(f"q(y|x): {digit} (").wait_for(timeout=30_000)
             settle(page)
             page.screenshot(path=str(ARTIFACTS / f"browser-draw-classify-{digit}.png"), full_page=True)
             assert error_boxes(page) == 0
