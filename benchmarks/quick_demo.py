@@ -10,6 +10,15 @@ time since the process started and the CPU time it had used by then (on a busy m
 time is what a quiet core would have taken, about).
 
     python benchmarks/quick_demo.py [--preset quick-demo] [--set hidden_dim=256 ...] [--data-root DIR]
+
+Measured 2026-12-02 on MNIST, one thread, with the machine's 2 cores shared by other work (load
+11 to 20, so the wall times are 4-8 times what a free core takes): the shipped model's map scores
+74.5%; the Quick demo's map passed 80% of that (59.6%) after 14.1 s of CPU time (seed 0) and
+19.8 s (seed 1), and its 8 epochs took 31.7 s and 29.9 s of CPU, process start included. Even an
+untrained encoder's tiny blob scores 28-48% (a random projection keeps some of the classes), so
+the score says how well the classes are apart, and the replay how the map spread out.
+Steps per score, other settings (in-process, seed 0, 10,000 digits): tanh with Adam 1e-3 48% after
+1200 steps, 3e-3 54%; ReLU 3e-3 56%, 6e-3 59%, 1e-2 62% (68% after 2400).
 """
 
 from __future__ import annotations
