@@ -75,6 +75,13 @@ def test_quick_demo_from_the_preset_to_a_replayed_map(tmp_path, port):
         wait_idle(page)
         screenshot(page, "train-advanced-1024.png")
         check_fits(page, "Train, Advanced form")
+        page.get_by_text("semi-supervised M2 or M1+M2").click()
+        page.get_by_text("What the classifier reads").wait_for()
+        wait_idle(page)
+        screenshot(page, "train-advanced-m2-1024.png")
+        check_fits(page, "Train, Advanced form for M2")
+        page.get_by_text("VAE (AEVB)").click()
+        page.get_by_text("ELBO estimator").wait_for()
         page.get_by_text("Advanced: every setting").click()  # folded again
 
         page.locator(".st-key-preset_start_quick-demo button").click()
