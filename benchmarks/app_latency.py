@@ -91,6 +91,7 @@ def measure_drawing(page, url: str, strokes: int) -> None:
             page.get_by_role("button", name="Clear").click()
             page.get_by_text("Draw a digit on the pad").wait_for()
             wait_idle(page)
+        canvas.scroll_into_view_if_needed()  # a mouse only reaches what is on screen
         box = canvas.bounding_box()
         x = box["x"] + box["width"] * (0.3 + 0.2 * (i % 3))
         before = _reconstruction_src(page)
