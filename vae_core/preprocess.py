@@ -321,7 +321,7 @@ def _digit(ink: np.ndarray, contrast: float) -> tuple[np.ndarray, list[str]]:
         raise ImageError(_BLANK)
     index = np.arange(1, count + 1)
     mass = ndimage.sum_labels(ink, labels, index)
-    seeded = ndimage.maximum(ink, labels, index) > SEED_INK
+    seeded = np.bincount(labels[ink > SEED_INK], minlength=count + 1)[1:] > 0  # holds strong ink
     boxes = ndimage.find_objects(labels)
     height, width = ink.shape
     at_border = np.array([b[0].start == 0 or b[1].start == 0 or b[0].stop == height or b[1].stop == width
