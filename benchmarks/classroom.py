@@ -78,6 +78,7 @@ class Record:
     uploads: list[tuple[str, float, float]] = field(default_factory=list)    # (page, to result, to done)
     moves: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    connected: int = 0  # sessions whose first page loaded
 
 
 # --- the server and its processes -------------------------------------------------------------
@@ -278,6 +279,7 @@ async def session(browser, base: str, index: int, first: str, arrive: float, end
         await page.goto(base + PATHS[name], timeout=WAIT_MS)
         await loaded(page, name)
         record.page_loads.append((name, "first visit", time.perf_counter() - start))
+        record.connected += 1
         await check(page, f"session {index}, {name}", record)
         while time.perf_counter() < end:
             await asyncio.sleep(rng.uniform(8, 20))
@@ -433,7 +435,7 @@ def main() -> None:
         "upload_to_done": sorted(s for _, _, s in record.uploads),
         "slider_move": sorted(record.moves), "errors": record.errors,
         "rss_baseline_mb": out["baseline"], "rss_all_open_median_mb": statistics.median(full) if full else None,
-        "rss_peak_mb": peak, "rss_after_mb": out["after"],
+        "rss_peak_mb": peak, "sessions_connected": record.connected, "rss_after_mb": out["after"],
         "training_rss_mb": max((s[3] for s in monitor.samples), default=0),
         "training_processes_max": max(running, default=0), "training_processes_min": min(running, default=0),
         "cpu_seconds": cpu, "wall_s": time.perf_counter() - wall,
@@ -451,18 +453,17 @@ def main() -> None:
     print(f"slider move to new label (Latent space): {quantiles(figures['slider_move'])}")
     print(f"errors: {len(record.errors)}" + "".join(f"\n  {e}" for e in record.errors[:20]))
     if full:
-        growth = (figures["rss_all_open_median_mb"] - out["baseline"]) / args.sessions
+        growth = (figures["rss_all_open_median_mb"] - out["baseline"]) / max(1, record.connected)
         print(f"server RSS: {out['baseline']:.0f} MB with no session open (after the warm-up), "
               f"{figures['rss_all_open_median_mb']:.0f} MB (median) with all {args.sessions} open, "
               f"peak {peak:.0f} MB, {out['after']:.0f} MB after they closed: "
-              f"{growth:.1f} MB per session (target <= 30 MB)")
+              f"{growth:.1f} MB per session whose first page loaded ({record.connected}) (target <= 30 MB)")
     print(f"training processes while the sessions ran: {figures['training_processes_min']}-"
           f"{figures['training_processes_max']} (at most {JOBS_RUNNING} is the queue holding); "
           f"their RSS together at most {figures['training_rss_mb']:.0f} MB")
     if args.jobs:
         text = out["train page"]
-        jobs = text[text.find("Jobs on this server"):]
-        print("the Train page at the end: " + " | ".join(line for line in jobs.splitlines() if "class-" in line))
+        print("the Train page at the end: " + " | ".join(line for line in text.splitlines() if "class-" in line))
     print("CPU seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(cpu.items())) +
           f" (wall {figures['wall_s']:.0f} s)")
     if args.json:
