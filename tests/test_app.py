@@ -397,7 +397,7 @@ def open_semi_supervised_page(run: str):
     at.sidebar.selectbox[0].select(run).run()
     assert not at.exception and not errors(at)
     charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")[:2]]
-    assert [c["layout"]["title"]["text"].split(":")[0] for c in charts] == ["classifier q(y|x)", "generative p(y|x)"]
+    assert [c["layout"]["title"]["text"].split(":")[0] for c in charts] == ["q(y|x)", "p(y|x)"]
     for chart in charts:
         values = plotly_values(chart["data"][0]["y"])
         assert sum(values) == pytest.approx(1.0, abs=1e-4) and len(values) == 10
