@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.jobs import JobManager, JobRefused, Limits
+from vae_core.jobs import JOB_NICENESS, JobManager, JobRefused, Limits
 from vae_core.store import list_runs, read_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,9 @@ def test_jobs_wait_their_turn_in_order_and_no_more_than_n_train_at_once(tmp_path
 def test_a_job_gets_at_most_the_threads_per_job(tmp_path):
     manager = JobManager(tmp_path, threads_per_job=1, max_running=2)
     job = manager.start(TINY, quick(num_threads=0), "all-threads")  # 0: torch's default, all cores
+    # The job trains below the app's priority (torch's import alone outlasts this check).
+    assert job.process.poll() is None
+    assert os.getpriority(os.PRIO_PROCESS, job.process.pid) >= max(JOB_NICENESS, os.getpriority(os.PRIO_PROCESS, 0))
     assert manager.wait(job, 90) and job.status == "finished", job.error
     assert read_record(job.run_dir).train_config.num_threads == 1
     resumed = manager.resume(job.run_dir, epochs=2)

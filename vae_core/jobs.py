@@ -57,6 +57,7 @@ FINAL_STATES = ("finished", "early-stopped", "stopped", "failed", "cancelled")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = PROJECT_ROOT / "checkpoints"
 MAX_STEP_POINTS = 200  # running values kept for the epoch in progress
+JOB_NICENESS = 10  # training processes run below the app's CPU priority (Unix)
 
 
 class JobRefused(RuntimeError):
@@ -341,6 +342,12 @@ class JobManager:
         except OSError as exc:
             self._end(job, "failed", f"the training process could not be started ({exc})")
             return
+        if hasattr(os, "setpriority"):
+            # Below the server: a visitor's page rerun does not wait behind a training step.
+            try:
+                os.setpriority(os.PRIO_PROCESS, job.process.pid, JOB_NICENESS)
+            except OSError:
+                pass  # the job has already ended, or the system refuses: it trains at normal priority
         job._log_reader = threading.Thread(target=self._read_log, args=(job,), daemon=True)
         job._log_reader.start()
         threading.Thread(target=self._read_events, args=(job,), daemon=True).start()
