@@ -94,6 +94,16 @@ SIZES = r"""() => {
 }"""
 
 
+def sizes_when(page, condition: str) -> dict:
+    """The page's text and chart sizes once `condition` (on them) holds, or after 20 s: the
+    style arrives with the page's run, a moment after the heading."""
+    try:
+        page.wait_for_function(f"() => {{ const s = ({SIZES})(); return {condition}; }}", timeout=20_000)
+    except Exception:  # a timeout: the assertion that follows says what the sizes are
+        pass
+    return page.evaluate(SIZES)
+
+
 def open_everything(page) -> None:
     for summary in page.locator('[data-testid="stExpander"] details:not([open]) > summary').all():
         summary.click()
@@ -149,13 +159,13 @@ def test_every_page_fits_a_projector_and_presentation_mode_is_large():
         # Presentation mode from the address, kept through a page switch in the sidebar.
         visit(page, f"{url}/?present=true", "VAE Explorer")
         assert page.get_by_role("switch", name="Presentation mode").is_checked()
-        assert page.evaluate(SIZES)["body"] >= 20
+        assert sizes_when(page, "s.body >= 20")["body"] >= 20
         screenshot(page, "presenting-Home.png")
         page.get_by_test_id("stSidebar").get_by_role("link", name="Training curves").click()
         page.get_by_role("heading", name="Training curves", exact=True).wait_for()
         wait_idle(page)
         page.locator(".xtick text").first.wait_for()
-        sizes = page.evaluate(SIZES)
+        sizes = sizes_when(page, "s.body >= 20 && s.chart >= 16")
         assert sizes["body"] >= 20 and sizes["chart"] >= 16, sizes
         assert page.get_by_text("About this page and what to try").count() == 1  # the prose is folded
         assert page.evaluate(LAYOUT_PROBLEMS) == []
@@ -166,6 +176,6 @@ def test_every_page_fits_a_projector_and_presentation_mode_is_large():
         page.wait_for_function("() => !location.search.includes('present')")
         wait_idle(page)
         page.locator(".xtick text").first.wait_for()
-        sizes = page.evaluate(SIZES)
+        sizes = sizes_when(page, "s.body < 20 && s.chart < 16")
         assert sizes["body"] < 20 and sizes["chart"] < 16, sizes
     assert outside == [], outside

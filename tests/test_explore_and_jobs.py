@@ -163,8 +163,9 @@ def test_a_visitors_jobs_come_first_with_their_place_in_the_queue_cancel_and_gro
     import dataclasses
     from apptest_helpers import errors
     server_jobs.limits = dataclasses.replace(server_jobs.limits, max_running=1)
-    slow = TrainConfig(dataset="synthetic", epochs=10_000, batch_size=1, num_threads=1)
-    others = server_jobs.start(ModelConfig(latent_dim=2, hidden_dim=64), slow, "someone-elses", visitor="bob")
+    # About a second an epoch on a quiet CPU, never stopping early: progress lines inside each epoch.
+    slow = TrainConfig(dataset="synthetic", epochs=10_000, batch_size=2, num_threads=1, patience=0)
+    others = server_jobs.start(ModelConfig(latent_dim=2, hidden_dim=1000), slow, "someone-elses", visitor="bob")
     mine = server_jobs.start(ModelConfig(latent_dim=2, hidden_dim=8), TrainConfig(dataset="synthetic", epochs=1),
                              "mine-waits", visitor="ann")
     at = _page_as("ann")
@@ -180,7 +181,7 @@ def test_a_visitors_jobs_come_first_with_their_place_in_the_queue_cancel_and_gro
     assert mine.status == "cancelled" and mine.process is None
     assert not any(t.startswith("**mine-waits** · waiting") for t in _in_order(at))
 
-    # bob's page: his job's curves grow during an epoch (batches of 1: 512 steps an epoch).
+    # bob's page: his job's curves grow during an epoch (batches of 2: 256 steps an epoch).
     bob = _page_as("bob")
     for _ in range(5):  # until a page is drawn with two steps of one epoch (an epoch may end meanwhile)
         _wait(lambda: len(others.steps) >= 2)

@@ -24,8 +24,9 @@ from vae_core.registry import load_model
 from vae_core.store import TRAINING_MARK, list_runs, read_record, training_mark, training_pid
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ModelConfig(latent_dim=2, hidden_dim=64)
-# Batches of 2: 256 steps an epoch, so that a kill can land inside one.
+# Wide enough and in batches of 2 (256 steps) that an epoch takes about a second on a quiet
+# CPU, with several progress lines inside it, so that a kill can land inside one.
+MODEL = ModelConfig(latent_dim=2, hidden_dim=1000)
 CONFIG = TrainConfig(dataset="synthetic", epochs=4, batch_size=2, num_threads=1, seed=5, device="cpu")
 
 
