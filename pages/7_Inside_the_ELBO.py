@@ -187,6 +187,7 @@ def show_usage() -> None:
             and r.record.model_config.likelihood == ckpt.model_config.likelihood
             and tuple(r.record.model_config.image_shape) == tuple(ckpt.model_config.image_shape)]
     results = [(r, usage(str(r.path), state_key(r.path))) for r in same]
+    left_out = [run_label(r) for r, u in results if u is None]
     results = [(r, u) for r, u in results if u is not None]
     names = [run_label(r) for r, _ in results]
     picked = next((name for name, (r, _) in zip(names, results) if r.path == path), None)
@@ -199,6 +200,8 @@ def show_usage() -> None:
     st.plotly_chart(chart(kl_per_dimension([(name, u.kl_per_dim, u.active) for name, (_, u) in zip(names, results)])),
                     config={"displayModeBar": False})
     st.caption("Each unit's KL to the prior, averaged over the test set, largest first; grey units are inactive.")
+    if left_out:
+        st.caption(f"Left out, their weights cannot be loaded: {plain(', '.join(left_out))}.")
 
 
 for tab, show in ((estimator_tab, show_estimators), (bound_tab, show_bounds), (gradient_tab, show_gradients),

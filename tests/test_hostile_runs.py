@@ -237,6 +237,22 @@ def test_every_page_runs_with_the_corpus_and_still_lists_the_good_runs(corpus, u
                 or {"good-m2", "m1m2-shadowed"} <= set(options), (page, options)
 
 
+def test_inside_the_elbos_last_tab_reads_every_run_and_names_those_it_leaves_out(corpus, unchanged, monkeypatch):
+    """"Where the nats go" loads every VAE run of the picked run's dataset: the good ones are
+    on its chart and table, the ones that cannot be loaded are named in one line."""
+    monkeypatch.setattr(ui.common, "RUNS", corpus.root)
+    at = open_page("pages/7_Inside_the_ELBO.py")
+    at.default_timeout = SECONDS * 6
+    at.sidebar.selectbox[0].select("good").run()
+    at.session_state["inside_section"] = "4. Where the nats go"
+    at.run()
+    assert not at.exception and not errors(at), (at.exception, errors(at))
+    shown = texts(at)
+    assert "| good |" in shown and "active units" in shown
+    assert "Left out, their weights cannot be loaded:" in shown
+    assert str(corpus.root) not in shown and "Traceback" not in shown
+
+
 @pytest.mark.parametrize("page, kind", [("pages/2_Latent_space.py", "vae"), ("pages/6_Semi-supervised.py", "m2"),
                                         ("pages/3_Interpolate.py", "vae"), ("pages/4_Reconstruct.py", "vae")])
 def test_a_model_page_shows_each_hostile_run_as_a_message_and_each_good_one(corpus, unchanged, monkeypatch,
