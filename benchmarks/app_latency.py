@@ -269,7 +269,7 @@ def page_speed(rounds: int) -> None:
             warm_switches(page, url, rounds)
 
 
-# --- Hover thumbnail and scrubber moves, timed in the page ------------------------------------
+# --- Hover thumbnail, scrubber and style slider moves, timed in the page ------------------------------------
 #
 #     python benchmarks/app_latency.py --hover-scrub [--moves 60]
 #
@@ -279,11 +279,11 @@ def page_speed(rounds: int) -> None:
 # pointer or input event's own timestamp to the next animation frame, by which the result is on
 # screen.
 
-def _move_times(page, element, previous: str | None = None) -> tuple[float, float]:
+def _move_times(page, element, previous: str | None = None, attribute: str = "data-t") -> tuple[float, float]:
     """(work, event to next frame) in ms of the latest move, once its frame has come."""
     for _ in range(500):
         work, frame = element.get_attribute("data-ms"), element.get_attribute("data-frame-ms")
-        if frame and (previous is None or element.get_attribute("data-t") != previous):
+        if frame and (previous is None or element.get_attribute(attribute) != previous):
             return float(work), float(frame)
         page.wait_for_timeout(2)
     raise RuntimeError("the move was not drawn")
@@ -325,6 +325,24 @@ def hover_and_scrub(moves: int) -> None:
             frames.append(f)
         _summary("scrubber move, work in the page (decode z(t), draw it and the cross-fade)", work)
         _summary("scrubber move, input event to the next frame", frames)
+
+        page.goto(url + "/Semi-supervised")
+        _heading(page, "Semi-supervised M2").wait_for(timeout=120_000)
+        wait_idle(page)
+        page.get_by_role("tab", name="Generate").click()
+        caption = page.locator("[data-style-caption]")
+        caption.wait_for(timeout=120_000)
+        page.wait_for_timeout(500)
+        page.locator("input[data-dim='0']").focus()
+        work, frames = [], []
+        for i in range(moves):
+            previous = caption.get_attribute("data-z")
+            page.keyboard.press("ArrowRight" if (i // 20) % 2 == 0 else "ArrowLeft")
+            w, f = _move_times(page, caption, previous, "data-z")
+            work.append(w)
+            frames.append(f)
+        _summary("Generate style slider move, work in the page (decode all ten classes, draw them)", work)
+        _summary("Generate style slider move, input event to the next frame", frames)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@
 import numpy as np
 import streamlit as st
 
-from ui.common import PAGE_ICON, page_intro
+from ui.common import PAGE_ICON, page_intro, state_key
 from ui.digit_input import Digit, digit_input, show_preparation
-from ui.images import png, strip, tile
+from ui.images import png, tile
 from ui.models import M1_ERRORS, m1_encoder, sidebar_model_picker, test_set_grey
 from ui.presentation import chart
-from vae_core.m2.explore import analogies, classify, generate, generative_posterior, style
+from ui.style_explorer import style_explorer
+from vae_core.m2.explore import analogies, classify, generative_posterior, style
 from vae_core.plots import bars
 
 st.set_page_config(page_title="Semi-supervised · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
@@ -71,27 +72,28 @@ def classify_tab():
 with tab_classify:
     classify_tab()
 
-with tab_generate:
+
+@st.fragment
+def generate_tab():
+    """Class and style: the decoder runs in the browser, so the sliders and the class buttons
+    redraw with no server round trip; a fragment, so that a new seed reruns this tab only."""
     st.markdown("Choose a class y and a style z; the decoder draws p(x|y, z)'s mean. The style is "
                 "the prior mean z = 0 (seed 0) or a random draw from the prior (other seeds), moved "
-                "along two of its dimensions.")
+                "along one or two of its dimensions.")
     if m1 is not None:
         st.caption(f"M1+M2: y and z give the mean of M1's {m1.config.latent_dim}-D latent code "
                    f"({model.config.input_features} units; the others at their prior mean 0), and "
                    "M1's decoder draws it.")
-    c1, c2, c3 = st.columns(3)
-    digit = c1.selectbox("Class y", range(model.config.num_classes), index=3)
-    seed = c2.number_input("Style seed", 0, 10_000, 0)
-    dims = c3.multiselect("Dimensions to move", range(model.config.latent_dim), default=[0, 1],
+    c1, c2 = st.columns(2)
+    seed = c1.number_input("Style seed", 0, 10_000, 0)
+    dims = c2.multiselect("Dimensions to move", range(model.config.latent_dim), default=[0, 1][:model.config.latent_dim],
                           max_selections=2, format_func=lambda d: f"z{d + 1}")
-    z = style(model.config.latent_dim, seed)
-    for d in dims:
-        z[d] = st.slider(f"z{d + 1}", -3.0, 3.0, round(float(z[d]), 1), 0.1, key=f"style_{d}_{seed}")
-    classes = np.arange(model.config.num_classes)
-    every = generate(model, classes, np.repeat(z[None], len(classes), axis=0), m1)
-    left, right = st.columns([1, 3])
-    left.image(png(every[digit], scale=6), caption=f"a {digit} in this style")
-    right.image(png(strip(every), scale=3), caption="the same style, every class")
+    style_explorer(model, m1, state_key(path), style(model.config.latent_dim, seed), sorted(dims), label=3,
+                   key="style_explorer")
+
+
+with tab_generate:
+    generate_tab()
 
 with tab_analogies:
     st.markdown("Infer the style of a digit (the posterior mean of q(z|x, y) with y the classifier's "

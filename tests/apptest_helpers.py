@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -50,3 +51,11 @@ def plotly_values(values):
     if isinstance(values, dict) and "bdata" in values:
         return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
     return list(values)
+
+
+def component_data(at, name: str) -> dict:
+    """The data sent to the one mounted component whose data has the key `name`."""
+    found = [json.loads(n.proto.json) for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
+    found = [d for d in found if name in d]
+    assert len(found) == 1, f"{len(found)} components with {name!r}"
+    return found[0]

@@ -240,3 +240,34 @@ def test_the_interpolate_scrubber_decodes_the_path_in_the_browser(shipped_app, s
         page.locator("canvas.latent").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "browser-interpolate-scrubber-1024.png"))
         assert error_boxes(page) == 0
+
+
+@needs_browser
+def test_the_generate_tab_draws_m2s_class_and_style_in_the_browser(shipped_app):
+    """Semi-supervised, Generate: a slider moved with the keyboard and a class button pressed
+    redraw the chosen digit and the strip of every class with the shipped M2's decoder mean."""
+    from vae_core.m2.explore import generate
+    model, _ = load_model(ROOT / "checkpoints" / "mnist-m2")
+    with browser_page(1024, 768) as page:
+        page.goto(shipped_app + "/Semi-supervised")
+        wait_idle(page)
+        choose_option(page, "Model", "mnist-m2 (shipped)")
+        wait_idle(page)
+        page.get_by_role("tab", name="Generate").click()
+        page.locator("[data-style-caption][data-label='3']").wait_for()
+        page.wait_for_timeout(500)
+        page.locator("input[data-dim='0']").focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        page.locator("[data-style-caption][data-z^='0.5,']").wait_for()
+        page.locator("[data-classes] button[data-label='7']").click()
+        page.locator("[data-style-caption][data-label='7']").wait_for()
+        z = np.zeros((10, model.config.latent_dim), np.float32)
+        z[:, 0] = 0.5
+        expected = generate(model, np.arange(10), z)
+        np.testing.assert_allclose(canvas_pixels(page.locator("canvas.one"), 6)[..., 0], expected[7], atol=2 / 255)
+        strip = canvas_pixels(page.locator("canvas.strip"), 2)[..., 0]  # (28, 280): the classes side by side
+        np.testing.assert_allclose(strip, np.concatenate(list(expected), axis=1), atol=2 / 255)
+        page.locator("canvas.strip").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "browser-semi-supervised-generate-1024.png"))
+        assert error_boxes(page) == 0

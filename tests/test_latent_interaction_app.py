@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from apptest_helpers import ROOT, errors, image_urls, open_page, texts, walk
+from apptest_helpers import ROOT, component_data, errors, image_urls, open_page, texts, walk
 from vae_core.commands import train
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_dataset, prepare
@@ -16,14 +16,6 @@ from vae_core.registry import load_model
 from vae_core.vae import explore
 
 SHIPPED_20D = "mnist-mlp-z20 (shipped)"
-
-
-def component_data(at, name: str) -> dict:
-    """The data sent to the one mounted component whose data has the key `name`."""
-    found = [json.loads(n.proto.json) for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
-    found = [d for d in found if name in d]
-    assert len(found) == 1, f"{len(found)} components with {name!r}"
-    return found[0]
 
 
 def floats(text: str) -> np.ndarray:

@@ -15,8 +15,8 @@ from vae_core.commands import evaluate, resume, train
 from vae_core.config import ConfigError, with_changes
 from vae_core.data import Split, synthetic_dataset
 from vae_core.config import M2Config, M2TrainConfig
-from vae_core.m2.explore import analogies, classify, generate, generative_posterior
-from vae_core.m2.m1 import check_m1, find_m1, find_m1_run, weights_digest
+from vae_core.m2.explore import analogies, classify, generate, generative_posterior, generator_stages, run_generator
+from vae_core.m2.m1 import check_m1, find_m1, find_m1_run, m1_of, weights_digest
 from vae_core.m2.model import build_m2
 from vae_core.m2.objective import class_bounds, evaluate_split, labelled_bound, unlabelled_bound
 from vae_core.m2.task import balanced_labelled_subset, make_task
@@ -24,6 +24,9 @@ from vae_core.registry import load_model
 from vae_core.trainer import Trainer
 from vae_core.config import ModelConfig, TrainConfig
 
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def evaluate_m2_run(run_dir, device):
@@ -377,3 +380,29 @@ def test_the_classifier_is_scored_on_the_digits_as_they_are_and_the_bound_on_the
     on_binary = evaluate_split(model, binary, g)
     assert on_binary["accuracy"] < 0.5
     assert scores["elbo"] == pytest.approx(on_binary["elbo"])  # the bound of the binarised digits
+
+
+@pytest.mark.parametrize("run", ["mnist-m2", "mnist-m1m2-100labels", "gaussian-pixels"])
+def test_the_generators_plain_layers_draw_what_generate_draws(run):
+    """The Generate tab decodes in the browser from `generator_stages`: the same images as
+    `generate`, for M2 on pixels (Bernoulli, and Gaussian whose mean is clamped) and M1+M2
+    (M2's mean placed on M1's units, M1's decoder after)."""
+    from vae_core.store import read_record
+    if run == "gaussian-pixels":
+        model, m1 = build_m2(M2Config(latent_dim=3, hidden_dim=16, likelihood="gaussian")).eval(), None
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(p.numel()))
+    else:
+        path = ROOT / "checkpoints" / run
+        model, _ = load_model(path)
+        m1, _ = m1_of(read_record(path))
+    stages = generator_stages(model, m1)
+    assert len(stages) == (1 if m1 is None else 2)
+    k = model.config.num_classes
+    styles = np.random.default_rng(0).normal(size=(k, model.config.latent_dim)).astype(np.float32)
+    want = generate(model, np.arange(k), styles, m1).reshape(k, -1)
+    got = np.stack([run_generator(stages, y, styles[y], k) for y in range(k)])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    if run == "gaussian-pixels":
+        assert got.min() == 0 and got.max() == 1  # clamped, as generate clamps the mean

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..vae.explore import mean_decoder_layers
 from ..vae.model import VAE
 from .model import M2
 from .objective import class_bounds
@@ -78,6 +79,53 @@ def generate(model: M2, labels, styles, m1: VAE | None = None) -> np.ndarray:
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
     z = torch.as_tensor(np.asarray(styles, dtype=np.float32), device=device)
     return _generate(model, labels, z, m1).cpu().numpy()
+
+
+def generator_stages(model: M2, m1: VAE | None = None) -> list[dict]:
+    """The mean image of p(x|y, z) as plain affine layers, for a decoder that runs outside
+    torch (the Generate tab's, in the browser). Each stage is {"layers": [(weight (out, in),
+    bias (out,)) float32, ...], "activation": between its layers, "output": "sigmoid", "clamp"
+    (to [0, 1]) or "none" after its last layer, "scatter": None or (units, size)}. The first
+    stage takes [z, one-hot y]; a stage with a scatter first places its input at `units` of a
+    zero vector of `size` (M1+M2: M2 draws the M1 units it models, M1's decoder the image).
+    `run_generator` computes what the stages mean, as `generate` does in torch."""
+    linears = [m for m in model.decoder if isinstance(m, torch.nn.Linear)]
+    layers = [(m.weight.detach().cpu().numpy().astype(np.float32), m.bias.detach().cpu().numpy().astype(np.float32))
+              for m in linears]
+    d = model.config.input_dim
+    weight, bias = layers[-1]
+    layers[-1] = (weight[:d], bias[:d])  # Gaussian: the mean's half of [mean, log-variance]
+    if not model.config.input_features:
+        output = "sigmoid" if model.config.likelihood == "bernoulli" else "clamp"
+        return [{"layers": layers, "activation": model.config.activation, "output": output, "scatter": None}]
+    if m1 is None:
+        raise ValueError("an M1+M2 model draws through M1: pass its M1 VAE")
+    units = list(model.config.input_units or range(m1.config.latent_dim))
+    return [{"layers": layers, "activation": model.config.activation, "output": "none", "scatter": None},
+            {"layers": mean_decoder_layers(m1), "activation": m1.config.activation, "output": "sigmoid",
+             "scatter": (units, m1.config.latent_dim)}]
+
+
+_NUMPY_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "softplus": lambda v: np.logaddexp(0, v)}
+
+
+def run_generator(stages: list[dict], label: int, z, num_classes: int) -> np.ndarray:
+    """What `generator_stages` describe, in numpy: the flat mean image for one class and style."""
+    x = np.concatenate([np.asarray(z, np.float32), np.eye(num_classes, dtype=np.float32)[label]])
+    for stage in stages:
+        if stage["scatter"] is not None:
+            units, size = stage["scatter"]
+            placed = np.zeros(size, np.float32)
+            placed[units] = x
+            x = placed
+        act = _NUMPY_ACTIVATIONS[stage["activation"]]
+        for i, (weight, bias) in enumerate(stage["layers"]):
+            x = weight @ x + bias
+            if i < len(stage["layers"]) - 1:
+                x = act(x)
+        x = {"sigmoid": lambda v: np.exp(-np.logaddexp(0, -v)), "clamp": lambda v: np.clip(v, 0, 1),
+             "none": lambda v: v}[stage["output"]](x)
+    return x
 
 
 @torch.no_grad()
