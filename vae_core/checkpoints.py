@@ -267,10 +267,13 @@ def _read_state(run_dir: Path, folder: Path, with_training_state: bool,
             f.file.close()
     if meta is None:
         return None, ckpt
-    # The meta model takes the weights just read as its own: no second copy, no initialisation.
-    model = meta.to_empty(device="cpu")
-    model.load_state_dict(ckpt.weights, assign=True)
-    return model, ckpt
+    # The meta model takes the weights just read as its own: no second copy, no initialisation
+    # (and no `to_empty`, whose meta-device path imports sympy: half a second on a cold server).
+    meta.load_state_dict(ckpt.weights, assign=True)
+    if any(t.is_meta for t in (*meta.parameters(), *meta.buffers())):  # a tensor kept out of the state dict
+        meta = meta.to_empty(device="cpu")
+        meta.load_state_dict(ckpt.weights, assign=True)
+    return meta, ckpt
 
 
 def _read(run_dir: str | Path, with_training_state: bool, build: Build | None):

@@ -142,8 +142,9 @@ class ConvVAE(VAE):
 
 
 def _paper_init(module: nn.Module) -> None:
-    """Weights from N(0, 0.01^2) and zero biases, as the AEVB experiments (sec. 5)."""
-    if isinstance(module, nn.Linear):
+    """Weights from N(0, 0.01^2) and zero biases, as the AEVB experiments (sec. 5). Nothing on the
+    meta device (shapes only), where an initialiser would import torch's compiler (2 s)."""
+    if isinstance(module, nn.Linear) and not module.weight.is_meta:
         nn.init.normal_(module.weight, std=0.01)
         nn.init.zeros_(module.bias)
 
