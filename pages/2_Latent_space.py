@@ -1,20 +1,25 @@
 """Latent space: decode any point z with two sliders, see where the test digits are encoded, and
 watch the reparameterisation trick draw z from a digit's posterior."""
 
-import numpy as np
 import streamlit as st
 
-from ui import latent_explorer
 from ui.common import PAGE_ICON, page_intro, state_key
-from ui.digit_input import digit_input
-from ui.images import png, strip
-from ui.models import sidebar_model_picker, test_encodings, test_set_grey
-from ui.presentation import chart
-from vae_core.vae.explore import (coordinate_projection, decode, latent_vector, manifold_grid, pca_projection,
-                                  posterior_ellipse, reparameterised_draws)
-from vae_core.plots import latent_scatter
 
 st.set_page_config(page_title="Latent space · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
+
+# What follows needs PyTorch, whose first import takes about two seconds on a cold server: the
+# page says so meanwhile instead of staying blank.
+with st.spinner("Loading PyTorch, the model and its test digits...", show_time=True):
+    import numpy as np
+
+    from ui import latent_explorer
+    from ui.digit_input import digit_input
+    from ui.images import png, strip
+    from ui.models import sidebar_model_picker, test_encodings, test_set_grey
+    from ui.presentation import chart
+    from vae_core.vae.explore import (coordinate_projection, decode, latent_vector, manifold_grid, pca_projection,
+                                      posterior_ellipse, reparameterised_draws)
+    from vae_core.plots import latent_scatter
 
 path, model, ckpt = sidebar_model_picker()
 latent_dim = model.config.latent_dim
