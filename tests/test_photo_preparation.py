@@ -61,6 +61,33 @@ def test_ruled_and_squared_paper_lines_are_dropped(mnist_test, effects):
     assert iou(steps.final, p.digit) > 0.6
 
 
+@pytest.mark.parametrize("effects", [("lines", "tilt"), ("squares", "tilt"), ("squares", "tilt", "small")])
+def test_lines_photographed_at_a_slight_angle_are_dropped_too(mnist_test, effects):
+    # A tilted line is no longer one long run along a row or column: left in, the grid joins
+    # the digit to the frame's edge and the digit is dropped with it.
+    digits, labels = mnist_test
+    overlaps = []
+    for i in range(6):
+        p = render(digits[i], int(labels[i]), np.random.default_rng(i), size=SIZE, effects=effects, quality=80)
+        overlaps.append(iou(prepare(p).final, p.digit))
+    assert min(overlaps) > 0.5, overlaps
+
+
+def test_a_mark_stopping_just_short_of_the_frames_edge_is_not_taken_for_the_digit(mnist_test):
+    # The corner a tilted photo leaves, or a page edge, often ends a few pixels inside the frame.
+    import io
+    from PIL import Image, ImageDraw
+    p = photo(mnist_test, 6)
+    image = Image.open(io.BytesIO(p.jpeg)).convert("RGB")
+    width, height = image.size
+    ImageDraw.Draw(image).polygon([(6, height - 6), (6, height - 200), (200, height - 6)], fill=(90, 90, 90))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    steps = preprocess_upload(buffer.getvalue(), "photo.jpg")
+    assert steps.digit[height // 2:, :width // 4].max() == 0  # the corner's mark is left out
+    assert iou(steps.final, p.digit) > 0.6
+
+
 def test_a_table_at_the_edge_of_the_frame_is_dropped(mnist_test):
     p = photo(mnist_test, 4, "table", "gradient")
     steps = prepare(p)

@@ -32,6 +32,8 @@ BACKGROUND_WINDOW = 17
 SEED_INK, KEEP_INK = 0.5, 0.35           # hysteresis on the normalised ink: seeds, and what grows from them
 BOX_INK = 0.3                            # the digit's box is that of the pixels with at least this much ink
 LINE_INK = 0.12                          # ruled lines are looked for among pixels with this much ink
+BORDER_SHARE = 0.02                      # marks this close to the frame's edge (of its longer side) touch it
+LINE_SLOPE = 0.06                        # the steepest tilt of a ruled line still found (about 3.4 degrees)
 # MNIST's stroke width relative to the digit's longer side: twice the median distance from the
 # strokes' middle line (the ridge of the distance transform) to the paper, minus one pixel, on
 # the pixels over 0.5 with the digit's box scaled to 80 pixels (as `cropped`), over every fourth
@@ -290,8 +292,12 @@ def _ruled_lines(mask: np.ndarray) -> np.ndarray:
     height, width = mask.shape
     lines = np.zeros_like(mask)
     for axis, length in ((1, width // 4), (0, height // 4)):
+        # A photo taken at a slight angle tilts the lines (a slope of 0.06 is 10 pixels over
+        # the run): widened across by that much, a tilted line is still one long run.
+        spread = 2 * int(np.ceil(LINE_SLOPE * length / 2)) + 1
+        widened = ndimage.maximum_filter1d(mask.view(np.uint8), spread, axis=1 - axis).astype(bool)
         # A faint line breaks up in noise and JPEG blocks: gaps of up to 6 pixels are bridged.
-        bridged = ~_opening_1d(~mask, 7, axis)
+        bridged = ~_opening_1d(~widened, 7, axis)
         lines |= _opening_1d(bridged, length, axis) & mask & ~_opening_1d(mask, 6, 1 - axis)
     return lines
 
@@ -324,8 +330,11 @@ def _digit(ink: np.ndarray, contrast: float) -> tuple[np.ndarray, list[str]]:
     seeded = np.bincount(labels[ink > SEED_INK], minlength=count + 1)[1:] > 0  # holds strong ink
     boxes = ndimage.find_objects(labels)
     height, width = ink.shape
-    at_border = np.array([b[0].start == 0 or b[1].start == 0 or b[0].stop == height or b[1].stop == width
-                          for b in boxes])
+    # Within a few pixels of the frame's edge counts as touching it: a page edge or the corner a
+    # tilted photo leaves often stops just short of it.
+    near = max(1, round(BORDER_SHARE * max(height, width)))
+    at_border = np.array([b[0].start < near or b[1].start < near or b[0].stop > height - near
+                          or b[1].stop > width - near for b in boxes])
     candidates = seeded & ~at_border
     if not candidates.any():
         candidates = seeded
