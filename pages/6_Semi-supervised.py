@@ -37,7 +37,11 @@ if m1 is not None:
             "best results). Every image below passes through M1: its encoder for the digits shown "
             "to M2, its decoder for the digits M2 draws.")
 images, labels = test_set_grey(ckpt)
-tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "Analogies"], key="m2_tab")  # keyed: the open tab stays when the model changes
+# Keyed, so the open tab stays when the model changes. Generate runs only while open: its
+# decoder is about 2 MB to send. The other two always run, so that a digit uploaded or drawn
+# there is still there after a look at another tab.
+tab_classify, tab_generate, tab_analogies = st.tabs(["Classify", "Generate", "Analogies"], key="m2_tab",
+                                                    on_change="rerun")
 
 
 @st.fragment
@@ -92,10 +96,7 @@ def generate_tab():
                    key="style_explorer")
 
 
-with tab_generate:
-    generate_tab()
-
-with tab_analogies:
+def analogies_tab():
     st.markdown("Infer the style of a digit (the posterior mean of q(z|x, y) with y the classifier's "
                 "guess) and draw all ten digits in it, as in the paper's Fig. 1.")
     digit = digit_input("analogies", images, labels, sources=("test digit", "upload"))
@@ -114,3 +115,10 @@ with tab_analogies:
             f"{ckpt.summary['test_accuracy']:.1%} for the classifier q(y|x). The further the first "
             "falls below the second, the more of the class sits in z, and the more each row above "
             "keeps its own digit.")
+
+
+if tab_generate.open:
+    with tab_generate:
+        generate_tab()
+with tab_analogies:
+    analogies_tab()

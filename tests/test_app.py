@@ -411,9 +411,14 @@ def check_generate_tab(at, run: str) -> None:
     from ui.common import RUNS
     from vae_core.m2.explore import generate, run_generator, style
     from vae_core.m2.m1 import m1_of
+    assert not [n for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"
+                and "stages" in json.loads(n.proto.json)]  # not sent until the tab is opened
+    at.session_state["m2_tab"] = "Generate"
+    at.run()
     data = component_data(at, "stages")
     model, _ = load_model(RUNS / run)
     m1, _ = m1_of(read_record(RUNS / run))
+    assert ("M1's decoder draws it" in texts(at)) == (m1 is not None)
     assert data["dims"] == [0, 1] and data["label"] == 3 and data["base"] == [0.0] * model.config.latent_dim
     stages = [{"layers": [(np.frombuffer(base64.b64decode(l["weight"]), np.float32).reshape(l["out"], l["in"]),
                            np.frombuffer(base64.b64decode(l["bias"]), np.float32)) for l in stage["layers"]],
@@ -427,6 +432,8 @@ def check_generate_tab(at, run: str) -> None:
     seed_input.set_value(7).run()
     assert not at.exception and not errors(at)
     assert component_data(at, "stages")["base"] == pytest.approx(style(model.config.latent_dim, 7).tolist(), abs=1e-6)
+    at.session_state["m2_tab"] = "Classify"
+    at.run()
 
 
 def test_semi_supervised_page_classifies_generates_and_draws_analogies(tiny_m2_run):
@@ -436,6 +443,8 @@ def test_semi_supervised_page_classifies_generates_and_draws_analogies(tiny_m2_r
     assert not at.exception and "How it was prepared" not in texts(at)  # the steps are shown as images
     assert "your image" in str([e.proto for e in walk(at.main) if type(e).__name__ == "Image"])
     check_generate_tab(at, tiny_m2_run)
+    # back on Classify after a look at Generate: the uploaded digit is still there
+    assert "your image" in str([e.proto for e in walk(at.main) if type(e).__name__ == "Image"])
     at.number_input(key="analogies_index").set_value(4).run()
     assert not at.exception and not errors(at)
     assert any("styles as 0-9" in str(e.proto) for e in walk(at.main) if type(e).__name__ == "Image")
@@ -467,7 +476,6 @@ def tiny_m1_m2_run():
 def test_an_m1_plus_m2_model_classifies_generates_and_draws_analogies_through_m1(tiny_m1_m2_run):
     from ui.common import RUNS
     at = open_semi_supervised_page(tiny_m1_m2_run)
-    assert "M1's decoder draws it" in texts(at)
     check_generate_tab(at, tiny_m1_m2_run)
     assert any("styles as 0-9" in str(e.proto) for e in walk(at.main) if type(e).__name__ == "Image")
 
