@@ -13,23 +13,28 @@ const ACTIVATIONS = {
     softplus: (v) => (v > 20 ? v : Math.log1p(Math.exp(v))),
 };
 
-// The decoder of an MLP VAE of any depth: z -> act(W1 z + b1) -> ... -> act(W(n-1) h + b(n-1))
-// -> Wn h + bn -> sigmoid (the mean image: of the Bernoulli logits, or of the Gaussian mean's half).
-function decode(model, z) {
-    const act = ACTIVATIONS[model.activation];
-    const last = model.layers.length - 1;
-    let x = z;
-    model.layers.forEach(({ W, b, nIn, nOut }, l) => {
+const sigmoid = (v) => 1 / (1 + Math.exp(-v));
+
+// Affine layers {W (row-major, nOut x nIn), b, nIn, nOut} on x: `act` between them, `out` after the last.
+function runLayers(layers, act, out, x) {
+    const last = layers.length - 1;
+    layers.forEach(({ W, b, nIn, nOut }, l) => {
         const y = new Float32Array(nOut);
         for (let i = 0; i < nOut; i++) {
             let s = b[i];
             const row = i * nIn;
             for (let k = 0; k < nIn; k++) s += W[row + k] * x[k];
-            y[i] = l < last ? act(s) : 1 / (1 + Math.exp(-s));
+            y[i] = l < last ? act(s) : out(s);
         }
         x = y;
     });
     return x;
+}
+
+// The decoder of an MLP VAE of any depth: z -> act(W1 z + b1) -> ... -> act(W(n-1) h + b(n-1))
+// -> Wn h + bn -> sigmoid (the mean image: of the Bernoulli logits, or of the Gaussian mean's half).
+function decode(model, z) {
+    return runLayers(model.layers, ACTIVATIONS[model.activation], sigmoid, z);
 }
 
 function loadModel(d) {

@@ -1,12 +1,13 @@
 // The Generate tab of the Semi-supervised page: M2's decoder p(x|y, z) run in the browser
-// (browser_decoder.js, in front of this file, gives fromBase64, ACTIVATIONS and drawPixels).
+// (browser_decoder.js, in front of this file, gives fromBase64, ACTIVATIONS, sigmoid, runLayers
+// and drawPixels).
 // The generator is a list of stages (vae_core.m2.explore.generator_stages): the first takes
 // [z, one-hot y]; a stage with a scatter places its input on some units of a zero vector first
 // (M1+M2: M2 draws M1's code, M1's decoder draws the image); each stage ends with a sigmoid,
 // a clamp to [0, 1] or nothing.
 
 const OUTPUTS = {
-    sigmoid: (v) => 1 / (1 + Math.exp(-v)),
+    sigmoid,
     clamp: (v) => Math.min(1, Math.max(0, v)),
     none: (v) => v,
 };
@@ -34,17 +35,7 @@ function generate(stages, z, label, numClasses) {
             stage.scatter.units.forEach((unit, i) => { placed[unit] = x[i]; });
             x = placed;
         }
-        const last = stage.layers.length - 1;
-        stage.layers.forEach(({ W, b, nIn, nOut }, l) => {
-            const y = new Float32Array(nOut);
-            for (let i = 0; i < nOut; i++) {
-                let s = b[i];
-                const row = i * nIn;
-                for (let k = 0; k < nIn; k++) s += W[row + k] * x[k];
-                y[i] = l < last ? stage.act(s) : stage.out(s);
-            }
-            x = y;
-        });
+        x = runLayers(stage.layers, stage.act, stage.out, x);
     }
     return x;
 }
