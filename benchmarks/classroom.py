@@ -2,6 +2,12 @@
 uploads) and Semi-supervised, while training jobs run and others wait in the queue.
 
     python benchmarks/classroom.py [--sessions 30] [--ramp 60] [--duration 180] [--port 8621]
+                                   [--client websocket|browser]
+
+Each visitor is, by default, a client of Streamlit's own protocol (`tests/streamlit_client.py`:
+the websocket and the HTTP requests a browser's frontend makes, with nothing drawn), so that the
+visitors leave the two cores to the server as a real class's own laptops do. With `--client
+browser` each is a headless Chromium context instead, all in one Chromium on the same cores.
 
 All traffic stays on 127.0.0.1 and everything is bounded: a fixed number of sessions, a fixed
 time, a timeout on every wait. The app is served with its own empty runs folder (a temporary
@@ -9,25 +15,27 @@ folder, deleted afterwards), `VAE_EXPLORER_MAX_JOBS=2` and one thread per job. T
 
 1. one warm-up session opens each page once, so that the models and test sets are loaded, and
    the server's memory is read with no session open (the baseline);
-2. five visitors, each in their own browser context, start "The paper's model" on the Train page,
+2. five visitors, each in their own session, start "The paper's model" on the Train page,
    as a student would: two jobs train and three wait in the queue;
-3. the sessions arrive one by one over `--ramp` seconds, each in its own browser context (one
-   headless Chromium), a third of them on each page. Each session then acts every 8-20 s (a
-   random pause, seeded) until `--duration` has passed since the last one arrived: on Latent
-   space it moves the z1 slider, on Reconstruct and Semi-supervised it uploads a new digit (an
-   MNIST test digit as a dark-on-white 280x280 PNG, like a scan); every fourth action it goes to
-   the next of the three pages by its sidebar link;
+3. the sessions arrive one by one over `--ramp` seconds, a third of them on each page. Each
+   session then acts every 8-20 s (a random pause, seeded) until `--duration` has passed since
+   the last one arrived: on Latent space a browser moves the z1 slider (drawn in the browser,
+   no server work), a websocket visitor reruns the page as a click on the map does; on
+   Reconstruct and Semi-supervised it uploads a new digit (an MNIST test digit as a dark-on-white
+   280x280 PNG, like a scan); every fourth action it goes to the next of the three pages by its
+   sidebar link;
 4. the sessions close, and the server's memory is read again.
 
-Measured: page load (a first visit with `goto`, and a page switch by sidebar link: until the
-page's content is on screen and the script idle), upload to result (the file handed to the
-uploader until the new reconstruction, or the new classified image, is on screen; and until the
-whole rerun is done), errors (an error box, an exception, a disconnection, a wait that times out),
+Measured: page load (a first visit by URL, and a page switch by sidebar link: until the page's
+content is on screen and the script idle; for a websocket visitor, until the run has finished and
+its images are fetched), upload to result (the file handed to the uploader until the new
+reconstruction, or the new classified image, is on screen, or for a websocket visitor fetched;
+and until the whole rerun is done), errors (an error box, an exception, a disconnection, a wait that times out),
 the server's resident memory (every second; per session as the growth over the baseline with
 every session open, divided by their number), the training processes (every second: never more
-than two at once is the queue holding), and the CPU time of the server, the training jobs and the
-browser. The browser runs on the same two cores as the server here, which a classroom's browsers
-do not: its CPU time is reported so that its share is known.
+than two at once is the queue holding), and the CPU time of the server, the training jobs, the
+browser and this script. The visitors run on the same two cores as the server here, which a
+classroom's do not: their CPU time is reported so that their share is known.
 """
 
 from __future__ import annotations
@@ -266,6 +274,92 @@ async def check(page, where: str, record: Record) -> None:
         record.errors.append(f"{where}: an error box: {text[:200]}")
 
 
+# --- the same visitors over Streamlit's own protocol (no browser) ----------------------------
+
+URL_PATHS = {name: path.lstrip("/") for name, path in PATHS.items()}
+UPLOADER = "Upload a photo"
+SOURCE = "Digit: where from"
+
+
+async def ws_upload(visitor, name: str, path: Path, record: Record) -> None:
+    """Pick "upload" once, then hand the file to the page's first uploader; time it until the
+    result image has arrived and been fetched, and until the rerun is done."""
+    try:
+        visitor.find("file_uploader", UPLOADER)
+    except LookupError:
+        await visitor.choose(SOURCE, "upload")
+    run, shown = await visitor.upload(UPLOADER, path.name, path.read_bytes(), result=RESULT_CAPTION[name])
+    if shown is None:
+        raise RuntimeError(f"no image captioned {RESULT_CAPTION[name]!r} after the upload")
+    record.uploads.append((name, shown, run.finished))
+
+
+async def ws_session(base: str, index: int, first: str, arrive: float, end: float,
+                     files: list[Path], record: Record, rng: random.Random) -> None:
+    from streamlit_client import Visitor
+    await asyncio.sleep(max(0.0, arrive - time.perf_counter()))
+    name, actions, visitor = first, 0, Visitor(base, timeout=WAIT_MS / 1000)
+    try:
+        start = time.perf_counter()
+        await visitor.connect()
+        await visitor.open(URL_PATHS[name])
+        record.page_loads.append((name, "first visit", time.perf_counter() - start))
+        record.connected += 1
+        while time.perf_counter() < end:
+            await asyncio.sleep(rng.uniform(8, 20))
+            if time.perf_counter() >= end:
+                break
+            actions += 1
+            if actions % 4 == 0:
+                name = PAGES[(PAGES.index(name) + 1) % len(PAGES)]
+                start = time.perf_counter()
+                await visitor.switch(URL_PATHS[name])
+                record.page_loads.append((name, "switch", time.perf_counter() - start))
+            elif name == "Latent space":
+                start = time.perf_counter()
+                await visitor.rerun()  # as a click on the map makes it: the slider alone never asks the server
+                record.moves.append(time.perf_counter() - start)
+            else:
+                await ws_upload(visitor, name, files[(index * 97 + actions) % len(files)], record)
+    except Exception as exc:  # noqa: BLE001 - every failure of a visitor is counted, none stops the run
+        record.errors.append(f"session {index}, {name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    finally:
+        await visitor.close()
+        if visitor.closed_by_server and time.perf_counter() < end:
+            record.errors.append(f"session {index}: the server closed the websocket")
+
+
+async def ws_start_jobs(base: str, count: int) -> list[str]:
+    from streamlit_client import ServerError, Visitor
+    messages = []
+    for i in range(count):
+        async with Visitor(base, timeout=WAIT_MS / 1000) as visitor:
+            await visitor.open("Train")
+            await visitor.type_text("Name of the new run", f"class-{i + 1}")
+            try:
+                run = await visitor.press(f"preset_start_{JOB_PRESET}")
+                messages.append(next((line for line in run.text().splitlines() if "class-" in line), "no message"))
+            except ServerError as exc:
+                messages.append(str(exc))
+    return messages
+
+
+async def ws_train_page_statuses(base: str) -> str:
+    from streamlit_client import Visitor
+    async with Visitor(base, timeout=WAIT_MS / 1000) as visitor:
+        return (await visitor.open("Train")).text()
+
+
+async def ws_warm_up(base: str, files: list[Path]) -> None:
+    from streamlit_client import Visitor
+    record = Record()
+    async with Visitor(base, timeout=4 * WAIT_MS / 1000) as visitor:  # the first visit imports torch
+        for name in PAGES:
+            await (visitor.open(URL_PATHS[name]) if name == PAGES[0] else visitor.switch(URL_PATHS[name]))
+            if name != "Latent space":
+                await ws_upload(visitor, name, files[-1], record)
+
+
 async def session(browser, base: str, index: int, first: str, arrive: float, end: float,
                   files: list[Path], record: Record, rng: random.Random) -> None:
     await asyncio.sleep(max(0.0, arrive - time.perf_counter()))
@@ -359,7 +453,34 @@ def quantiles(values: list[float]) -> str:
     return f"p50 {statistics.median(values):.2f} s, p95 {p95:.2f} s, max {values[-1]:.2f} s (n = {len(values)})"
 
 
+async def run_websocket(args, base: str, monitor: Monitor, files: list[Path]) -> dict:
+    out: dict = {}
+    await ws_warm_up(base, files)
+    await asyncio.sleep(3)
+    out["baseline"] = statistics.median(monitor.rss_between(time.perf_counter() - 2.5, time.perf_counter()))
+    if args.jobs:
+        out["job messages"] = await ws_start_jobs(base, JOBS_RUNNING + JOBS_QUEUED)
+        await asyncio.sleep(5)
+    out["training at start"] = len(training_processes(monitor.server))
+    record, rng = Record(), random.Random(0)
+    t0 = time.perf_counter()
+    last_arrival = t0 + args.ramp
+    end = last_arrival + args.duration
+    await asyncio.gather(*(ws_session(base, i, PAGES[i % len(PAGES)], t0 + args.ramp * i / max(1, args.sessions - 1),
+                                      end, files, record, random.Random(rng.random())) for i in range(args.sessions)))
+    out["all open"] = (last_arrival + 5, end)
+    if args.jobs:
+        out["train page"] = await ws_train_page_statuses(base)
+    await asyncio.sleep(5)
+    out["after"] = statistics.median(monitor.rss_between(time.perf_counter() - 3, time.perf_counter()))
+    out["record"] = record
+    out["window"] = (t0, end)
+    return out
+
+
 async def run(args, base: str, monitor: Monitor, files: list[Path]) -> dict:
+    if args.client == "websocket":
+        return await run_websocket(args, base, monitor, files)
     from playwright.async_api import async_playwright
     out: dict = {}
     async with async_playwright() as p:
@@ -397,8 +518,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8621)
     parser.add_argument("--no-jobs", dest="jobs", action="store_false", help="no training jobs")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--client", choices=("websocket", "browser"), default="websocket",
+                        help="visitors speak Streamlit's protocol (default), or are Chromium pages")
     args = parser.parse_args()
-    if chromium_path() is None:
+    if args.client == "browser" and chromium_path() is None:
         sys.exit("no chromium found: apt-get install chromium")
     wall = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="classroom-") as tmp:
@@ -427,6 +550,7 @@ def main() -> None:
     running = [s[2] for s in monitor.samples if out["window"][0] <= s[0] <= out["window"][1]]
     peak = max(s[1] for s in monitor.samples)
     cpu = monitor.cpu_by_role()
+    cpu["this script"] = sum(os.times()[:2])
     figures = {
         "sessions": args.sessions, "ramp_s": args.ramp, "duration_s": args.duration,
         "page_load_first_visit": sorted(s for _, how, s in record.page_loads if how == "first visit"),
@@ -450,7 +574,8 @@ def main() -> None:
         print(f"upload to result, {name}: {quantiles([s for n, s, _ in record.uploads if n == name])}")
     print(f"upload to result, both: {quantiles(figures['upload_to_result'])} (target p95 <= 2 s)")
     print(f"upload to the rerun's end, both: {quantiles(figures['upload_to_done'])}")
-    print(f"slider move to new label (Latent space): {quantiles(figures['slider_move'])}")
+    print(("slider move to new label" if args.client == "browser" else "rerun") +
+          f" (Latent space): {quantiles(figures['slider_move'])}")
     print(f"errors: {len(record.errors)}" + "".join(f"\n  {e}" for e in record.errors[:20]))
     if full:
         growth = (figures["rss_all_open_median_mb"] - out["baseline"]) / max(1, record.connected)
