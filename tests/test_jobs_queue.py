@@ -162,3 +162,52 @@ def test_a_run_in_training_cannot_be_deleted_or_resumed_twice(tmp_path):
     job.stop()
     assert manager.wait(job, 60) and job.status == "stopped"
     assert manager.can_delete(job.run_dir, "ann") is None
+
+
+def test_waiting_jobs_outlive_a_server_restart_in_their_order_and_a_bad_entry_is_dropped(tmp_path, monkeypatch,
+                                                                                         trained_run):
+    import shutil
+    shutil.copytree(trained_run, tmp_path / "done")
+    spawned = []
+
+    def spawn(self, job):  # as if it started training: the slot stays taken
+        spawned.append((self, job.label, job.argv))
+        job.status = "running"
+    monkeypatch.setattr(JobManager, "_spawn", spawn)
+
+    before = JobManager(tmp_path, max_running=1)
+    before.start(TINY, quick(), "training")
+    alpha = before.start(TINY, quick(epochs=3), "alpha", visitor="ann")
+    before.resume(tmp_path / "done", epochs=12, learning_rate=1e-3, visitor="bob")
+    cancelled = before.start(TINY, quick(), "cancelled", visitor="cy")
+    before.start(TINY, quick(), "gamma", visitor="cy")
+    before.stop(cancelled, visitor="cy")
+    assert before.waiting() == 3
+
+    # A second server on the folder while the first lives takes nothing over.
+    assert JobManager(tmp_path, max_running=1).jobs() == []
+    # The first server ends (the kernel drops its lock, as when its process is killed).
+    os.close(before._queue_lock)
+    # A hand-edited entry and a free lock whose queue file is not JSON: one line each, nothing else lost.
+    path = next(tmp_path.glob(".queue-*.json"))
+    saved = path.read_text()
+    path.write_text(saved.replace('{"waiting": [', '{"waiting": [{"do": "train", "name": "x", "config": '
+                                  '{"kind": "vae", "model": {"latent_dim": -4}, "training": {}}}, "rm -rf /", '))
+    (tmp_path / ".queue-bad.lock").touch()
+    (tmp_path / ".queue-bad.json").write_text("{not json")
+
+    after = JobManager(tmp_path, max_running=1)
+    waiting = sorted(after.jobs(), key=lambda j: j.id)
+    assert [j.label for j in waiting] == ["alpha", "done", "gamma"]  # in their order, the cancelled one gone
+    assert all(j.restored and j.visitor is None for j in waiting)
+    assert [label for manager, label, _ in spawned if manager is after] == ["alpha"]  # the free slot
+    assert [after.queue_position(j) for j in waiting] == [None, 1, 2]
+    assert waiting[0].argv == alpha.argv  # the same run folder, name and config
+    assert waiting[1].argv[2:] == ["--epochs", "12", "--learning-rate", "0.001", "--num-threads", "1"]
+    assert len(after.problems) == 3, after.problems
+    assert any("x, waiting before the server restarted, was dropped" in p and "latent_dim" in p for p in after.problems)
+    assert any("a job, waiting before the server restarted, was dropped" in p for p in after.problems)
+    assert any(".queue-bad.json were dropped: not readable" in p for p in after.problems)
+    # The old files are gone; the new server keeps its own two waiting jobs.
+    assert sorted(p.name for p in tmp_path.glob(".queue-*")) == sorted(
+        [after._queue_name + ".json", after._queue_name + ".lock"])

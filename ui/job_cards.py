@@ -120,7 +120,8 @@ def _others_line(jobs: VisitorJobs, others: list[Job]) -> None:
     parts = []
     for job in others[::-1][:12]:
         if job.status == "queued":
-            parts.append(f"{_title(job)} (waiting, number {jobs.queue_position(job)})")
+            since = ", since before the server restarted" if job.restored else ""
+            parts.append(f"{_title(job)} (waiting, number {jobs.queue_position(job)}{since})")
         else:
             event = job.last_event or {}
             where = f", epoch {event['epoch']}/{event['epochs']}" if event.get("epochs") else ""
@@ -302,6 +303,8 @@ def jobs_area(jobs: JobManager) -> None:
     interrupted runs."""
     for problem in jobs.limits.problems:
         st.warning(f"Job queue setting ignored: {problem}.")
+    for problem in jobs.problems:  # waiting jobs from before a restart that could not be queued again
+        st.warning(f"{plain(problem)}.")
     job_list(jobs)
     ended_jobs(jobs)
     interrupted_runs(jobs)

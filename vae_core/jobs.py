@@ -24,8 +24,13 @@ Restarts and crashes: the training process holds a lock on its run's `training.j
 trains (`store.training_mark`), and the kernel releases it however the process ends. A run saved
 as "running" whose lock is free is listed as "interrupted" and can be resumed from its last
 checkpoint (the end of its last complete epoch). Jobs live in the server's memory: after a
-restart the job list starts empty, queued jobs are forgotten (nothing was written for them), and
-training processes end at their next progress line, as nothing reads them any more.
+restart the job list starts empty, and training processes end at their next progress line, as
+nothing reads them any more. Jobs that wait are also written to the runs folder
+(`.queue-<id>.json`, beside a `.queue-<id>.lock` the manager holds locked while it lives); a
+manager that starts on the folder takes over the waiting jobs of every manager whose lock is free
+(a server that ended or was killed), in their order, with no owner, so a restart loses no place in
+the queue. Each entry is checked as a visitor's request would be; one that is not readable or no
+longer valid is dropped with a line in `JobManager.problems`.
 
 Ownership: a run belongs to the visitor whose job created it, for as long as this server runs.
 Only its owner may stop its jobs or delete it. Runs from before a restart, trained on the command
@@ -36,6 +41,7 @@ them (on disk). Shipped models are never deleted.
 from __future__ import annotations
 
 import collections
+import fcntl
 import itertools
 import json
 import os
@@ -48,8 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .config.base import Config, to_dict, with_changes
-from .config.kinds import kind_of
+from .config.base import Config, ConfigError, from_dict, to_dict, with_changes
+from .config.kinds import CONFIG_CLASSES, kind_of
 from .store import (CheckpointError, check_run_name, delete_run, folder_size, list_runs, read_record, shown,
                     training_pid)
 
@@ -127,6 +133,8 @@ class Job:
     steps: list[dict[str, Any]] = field(default_factory=list)    # running values of the epoch in progress
     log: collections.deque = field(default_factory=lambda: collections.deque(maxlen=40))
     deleted: bool = False                 # its run folder was deleted from the app
+    spec: dict[str, Any] | None = None    # what it asks for, as the queue file keeps it
+    restored: bool = False                # it waited when an earlier server on this folder ended
     process: subprocess.Popen | None = field(default=None, repr=False)
     _log_reader: threading.Thread | None = field(default=None, repr=False)
     _stop: Callable[[Job], None] | None = field(default=None, repr=False)
@@ -191,6 +199,10 @@ class JobManager:
         self._owners: dict[str, str] = {}  # run folder (absolute) -> the visitor whose job made it
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        self.problems: list[str] = []       # waiting jobs of an earlier server that were dropped
+        self._queue_name = f".queue-{os.getpid()}-{time.time_ns():x}"
+        self._queue_lock: int | None = None  # the fd of our .lock, held while this manager lives
+        self._restore_queues()
 
     # --- what there is ---
 
@@ -254,7 +266,8 @@ class JobManager:
         # --name=NAME: a name that starts with '-' is not taken for an option.
         argv = ["train", f"--runs-dir={self.runs_dir}", f"--name={check_run_name(name)}",
                 "--config-json", config_json(model_config, train_config)]
-        return self._enqueue(Job(0, name, argv, kind_of(train_config), visitor))
+        spec = {"do": "train", "name": name, "config": json.loads(argv[-1])}
+        return self._enqueue(Job(0, name, argv, kind_of(train_config), visitor, spec=spec))
 
     def resume(self, run_dir: str | Path, epochs: int | None = None, learning_rate: float | None = None,
                visitor: str | None = None) -> Job:
@@ -278,7 +291,10 @@ class JobManager:
             argv += ["--learning-rate", repr(float(learning_rate))]
         threads = record.train_config.num_threads
         argv += ["--num-threads", str(min(threads or self.limits.threads_per_job, self.limits.threads_per_job))]
-        job = Job(0, run_dir.name, argv, record.kind, visitor, run_dir=run_dir, epochs=list(record.epochs))
+        # kept on disk while it waits only when the run is in the runs folder, where a restart finds it
+        spec = ({"do": "resume", "run": run_dir.name, "epochs": epochs, "learning_rate": learning_rate}
+                if _same(run_dir.parent, self.runs_dir) else None)
+        job = Job(0, run_dir.name, argv, record.kind, visitor, run_dir=run_dir, epochs=list(record.epochs), spec=spec)
         return self._enqueue(job)
 
     def _quota_problem(self) -> str | None:
@@ -312,6 +328,7 @@ class JobManager:
             self._jobs[job.id] = job
             self._queue.append(job)
             self._dispatch()
+            self._save_queue()
         return job
 
     def _dispatch(self) -> None:
@@ -324,6 +341,7 @@ class JobManager:
                     self._end(job, "failed", problem)
                     continue
                 self._spawn(job)
+            self._save_queue()
 
     def _spawn(self, job: Job) -> None:
         argv = list(job.argv)
@@ -352,6 +370,96 @@ class JobManager:
         job._log_reader.start()
         threading.Thread(target=self._read_events, args=(job,), daemon=True).start()
 
+    # --- the queue on disk: a restart loses no waiting job ---
+
+    def _save_queue(self) -> None:
+        """Write the waiting jobs to this manager's queue file (atomically), holding its lock."""
+        with self._lock:
+            specs = [job.spec for job in self._queue if job.spec is not None]
+            try:
+                if self._queue_lock is None:
+                    if not specs:
+                        return
+                    self.runs_dir.mkdir(parents=True, exist_ok=True)
+                    fd = os.open(self.runs_dir / f"{self._queue_name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    self._queue_lock = fd
+                path = self.runs_dir / f"{self._queue_name}.json"
+                temporary = path.with_suffix(".json.tmp")
+                temporary.write_text(json.dumps({"waiting": specs}), encoding="utf-8")
+                os.replace(temporary, path)
+            except OSError as exc:  # a read-only or full disk: the queue still works, in memory
+                note = f"the queue could not be saved in the runs folder ({exc.strerror or exc})"
+                if note not in self.problems:
+                    self.problems.append(note)
+
+    def _restore_queues(self) -> None:
+        """Take over the waiting jobs of earlier managers of this runs folder that have ended."""
+        try:
+            locks = sorted(self.runs_dir.glob(".queue-*.lock"), key=lambda p: p.stat().st_mtime)
+        except OSError:
+            return
+        for lock in locks:
+            try:
+                fd = os.open(lock, os.O_RDWR)  # no O_CREAT: another manager may just have taken it
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # its manager lives (here or in another replica)
+                os.close(fd)
+                continue
+            try:
+                queue = lock.with_suffix(".json")
+                specs = self._read_queue(queue)
+                for f in (queue, queue.with_suffix(".json.tmp"), lock):
+                    f.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+            for spec in specs:
+                self._restore(spec)
+
+    def _read_queue(self, path: Path) -> list:
+        try:
+            if path.stat().st_size > 4 * 2**20:
+                raise ValueError("over 4 MB")
+            waiting = json.loads(path.read_text(encoding="utf-8"))["waiting"]
+            if not isinstance(waiting, list):
+                raise ValueError("no list of waiting jobs")
+            return waiting
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.problems.append(f"the waiting jobs in {shown(path.name)} were dropped: not readable ({exc})")
+            return []
+
+    def _restore(self, spec: Any) -> None:
+        """Queue again one waiting job of an earlier server, checked as a new request is."""
+        try:
+            if not isinstance(spec, dict) or spec.get("do") not in ("train", "resume"):
+                raise ValueError("not a training or resuming job")
+            if spec["do"] == "train":
+                name, config = spec.get("name"), spec.get("config")
+                if not (isinstance(name, str) and isinstance(config, dict) and config.get("kind") in CONFIG_CLASSES):
+                    raise ValueError("no name or no readable config")
+                model_cls, train_cls = CONFIG_CLASSES[config["kind"]]
+                model_config = from_dict(model_cls, config.get("model"))
+                job = self.start(model_config, from_dict(train_cls, config.get("training")), name)
+            else:
+                run, epochs, rate = spec.get("run"), spec.get("epochs"), spec.get("learning_rate")
+                if not isinstance(run, str) or run in ("", ".", "..") or "/" in run or os.sep in run:
+                    raise ValueError("no run folder of this runs folder")
+                if not (epochs is None or (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0)):
+                    raise ValueError("epochs is not a whole number > 0")
+                if not (rate is None or (isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0)):
+                    raise ValueError("the learning rate is not a number > 0")
+                job = self.resume(self.runs_dir / run, epochs, rate)
+            job.restored = True
+        except (ValueError, TypeError, ConfigError, JobRefused) as exc:
+            what = spec.get("name") or spec.get("run") if isinstance(spec, dict) else None
+            label = shown(what) if isinstance(what, str) else "a job"
+            self.problems.append(f"{label}, waiting before the server restarted, was dropped: {exc}")
+
     # --- stopping and deleting ---
 
     def stop(self, job: Job, visitor: str | None = None) -> None:
@@ -363,6 +471,7 @@ class JobManager:
             if job in self._queue:
                 self._queue.remove(job)
                 self._end(job, "cancelled", None)
+                self._save_queue()
                 return
         if job.process is not None and job.process.poll() is None:
             job.process.send_signal(signal.SIGINT)
