@@ -56,18 +56,21 @@ st.markdown(f"**Latent path** from {what0} to {what1}")
 st.image(png(strip(decoded), scale=4))
 st.markdown("**Pixel cross-fade** of the same two images")
 st.image(png(strip(crossfade(x0, x1, n_steps)), scale=4))
-if interpolation_scrubber.supports(model):
-    st.markdown("**Scrub along the path**: drag t from 0 to 1. Your browser decodes z(t) as you move, "
-                "beside the pixel cross-fade at the same t.")
-    interpolation_scrubber.interpolation_scrubber(model, path, codes[0], codes[1], x0, x1, method,
-                                                  key="interpolation_scrubber")
-
 latent_dim = model.config.latent_dim
 projection = coordinate_projection(latent_dim, (0, min(1, latent_dim - 1))) if latent_dim <= 2 \
     else pca_projection(mu)
 titles = ("z1", "z2") if latent_dim <= 2 else ("PC 1", "PC 2")
 # The path's surroundings: the first MAP_POINTS test digits draw the classes' regions as well as
 # all 10,000 do, and the page draws sooner.
-st.plotly_chart(chart(latent_scatter(projection(mu[:MAP_POINTS]), labels[:MAP_POINTS], titles, path=projection(path_z),
-                                     height=420)), config={"displayModeBar": False})
-st.caption(f"The path among the codes of the first {min(MAP_POINTS, len(mu)):,} test digits.")
+points, point_labels = projection(mu[:MAP_POINTS]), labels[:MAP_POINTS]
+if interpolation_scrubber.supports(model):
+    st.markdown("**Scrub along the path**: drag t from 0 to 1. Your browser decodes z(t) as you move, "
+                "beside the pixel cross-fade at the same t, and the cross on the map follows z(t).")
+    interpolation_scrubber.interpolation_scrubber(
+        model, path, codes[0], codes[1], x0, x1, method, key="interpolation_scrubber",
+        map_data=interpolation_scrubber.path_map(points, point_labels, projection(path_z), projection, titles))
+else:  # a model the browser cannot decode: the map alone
+    st.plotly_chart(chart(latent_scatter(points, point_labels, titles, path=projection(path_z), height=420)),
+                    config={"displayModeBar": False})
+st.caption(f"The path among the codes of the first {min(MAP_POINTS, len(mu)):,} test digits"
+           + ("" if latent_dim <= 2 else ", on the top two principal components of the test codes") + ".")

@@ -237,6 +237,9 @@ def test_the_interpolate_scrubber_decodes_the_path_in_the_browser(shipped_app, s
         np.testing.assert_allclose(canvas_pixels(page.locator("canvas.latent"), 6)[..., 0], expected, atol=2 / 255)
         np.testing.assert_allclose(canvas_pixels(page.locator("canvas.pixels"), 6)[..., 0],
                                    0.7 * images[0] + 0.3 * images[1], atol=2 / 255)
+        # The map's cross follows z(t): for the 2-D model the map's axes are z itself.
+        marker = [float(v) for v in page.locator("canvas.path-map").get_attribute("data-marker").split(",")]
+        np.testing.assert_allclose(marker, 0.7 * codes[0] + 0.3 * codes[1], atol=2e-3)
         page.locator("canvas.latent").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "browser-interpolate-scrubber-1024.png"))
         assert error_boxes(page) == 0

@@ -125,6 +125,14 @@ def test_the_interpolate_scrubber_gets_both_codes_images_and_path(mnist_test):
     np.testing.assert_allclose([data["z_a"], data["z_b"]], codes, atol=1e-5)
     np.testing.assert_allclose(floats(data["x_b"]).reshape(28, 28), mnist_test.images[1, 0].numpy())
     assert data["method"] == "linear" and data["t"] == 0.5 and len(data["layers"]) == 2
+    # The map: the first 2,000 test codes, the page's path through them, and the projection by
+    # which the browser places z(t) (for a 2-D model, the codes themselves).
+    mu, _ = explore.encode(model, mnist_test.images[:2000, 0].numpy())
+    shown = data["map"]
+    np.testing.assert_allclose(floats(shown["points"]).reshape(-1, 2), mu, atol=1e-4)
+    assert list(np.frombuffer(base64.b64decode(shown["labels"]), np.uint8)) == mnist_test.labels[:2000].tolist()
+    np.testing.assert_allclose(shown["path"], explore.interpolate(codes[0], codes[1], 10, "linear"), atol=1e-5)
+    assert shown["projection_components"] == [1, 0, 0, 1] and shown["titles"] == ["z1", "z2"]
     at.radio(key="interpolate_method").set_value("spherical").run()
     assert component_data(at, "z_a")["method"] == "spherical"
     at.number_input(key="End_index").set_value(3).run()

@@ -1,50 +1,19 @@
 // The Latent space explorer: sliders for two latent coordinates, the decoder run in the
-// browser (browser_decoder.js, in front of this file), and a map of the encoded test set with
+// browser (browser_decoder.js and map_canvas.js, in front of this file), and a map of the encoded test set with
 // the current point marked. Everything a slider move, a drag or a hover needs happens here, so
 // the image follows the pointer with no server round trip; the chosen z is sent back to Python
 // when a move ends. On request the map also shows a digit's posterior q(z|x) as its 1- and
 // 2-standard-deviation ellipses and draws z = mu + sigma * eps inside them.
 
-const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-// Room around the map's plot area for the tick numbers (px).
-const MARGIN = { left: 40, right: 8, top: 8, bottom: 24 };
 const THUMB = 84;  // the hover thumbnail's side: a 28x28 digit enlarged 3 times
 
 function loadPoints(d) {
     const xy = fromBase64(d.points, Float32Array);
     const labels = fromBase64(d.labels, Uint8Array);
     const indices = fromBase64(d.point_indices, Int32Array);
-    let lo = Infinity, hi = -Infinity;
-    for (const v of xy) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-    if (d.slider_axes) { lo = Math.min(lo, d.range[0]); hi = Math.max(hi, d.range[1]); }
-    const pad = 0.04 * (hi - lo || 1);
-    return { xy, labels, indices, lo: lo - pad, hi: hi + pad };
-}
-
-function setupCanvas(canvas, width, height) {
-    const ratio = window.devicePixelRatio || 1;
-    canvas.width = width * ratio;
-    canvas.height = height * ratio;
-    canvas.style.width = width + "px";
-    canvas.style.height = height + "px";
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    return ctx;
-}
-
-// A tick spacing of 1, 2 or 5 times a power of ten giving about `count` ticks over `span`.
-function niceStep(span, count) {
-    const raw = span / Math.max(count, 1);
-    const power = Math.pow(10, Math.floor(Math.log10(raw)));
-    for (const m of [1, 2, 5, 10]) if (m * power >= raw) return m * power;
-    return 10 * power;
-}
-
-function tickLabel(v, step) {
-    const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
-    const text = Number(v.toFixed(decimals)) === 0 ? (0).toFixed(decimals) : v.toFixed(decimals);
-    return text.replace("-", "\u2212");
+    const extra = d.slider_axes ? [[d.range[0], d.range[1]]] : [];
+    const v = squareView(xy, extra);
+    return { xy, labels, indices, lo: v.x0, hi: v.x1 };
 }
 
 export default function (component) {
@@ -132,57 +101,18 @@ export default function (component) {
         const v = state.data.view, p = state.points;
         return v ? { x0: v[0], x1: v[1], y0: v[2], y1: v[3] } : { x0: p.lo, x1: p.hi, y0: p.lo, y1: p.hi };
     }
-    const toX = (v) => { const w = view(); return MARGIN.left + state.plot * (v - w.x0) / (w.x1 - w.x0); };
-    const toY = (v) => { const w = view(); return MARGIN.top + state.plot * (1 - (v - w.y0) / (w.y1 - w.y0)); };
-    const fromX = (px) => { const w = view(); return w.x0 + (px - MARGIN.left) / state.plot * (w.x1 - w.x0); };
-    const fromY = (py) => { const w = view(); return w.y0 + (1 - (py - MARGIN.top) / state.plot) * (w.y1 - w.y0); };
+    const toX = (v) => mapScale(state.plot, view()).toX(v);
+    const toY = (v) => mapScale(state.plot, view()).toY(v);
+    const fromX = (px) => mapScale(state.plot, view()).fromX(px);
+    const fromY = (py) => mapScale(state.plot, view()).fromY(py);
 
     function fontPx() {
         return Math.max(12, Math.round(0.85 * (state.data.text_px || 16)));
     }
 
     function drawLayer() {
-        const layer = document.createElement("canvas");
-        const ctx = setupCanvas(layer, state.width, state.height);
-        const w = view(), size = state.plot;
-        ctx.fillStyle = "#fff";
-        ctx.fillRect(0, 0, state.width, state.height);
-        const step = niceStep(w.x1 - w.x0, size / 45);
-        ctx.font = `${fontPx()}px sans-serif`;
-        ctx.fillStyle = "#333";
-        ctx.lineWidth = 1;
-        for (const [from, to, axis] of [[w.x0, w.x1, "x"], [w.y0, w.y1, "y"]]) {
-            for (let g = Math.ceil(from / step) * step; g <= to + 1e-9; g += step) {
-                const zero = Math.abs(g) < step / 2;
-                ctx.strokeStyle = zero ? "#aaa" : "#e6e6e6";
-                ctx.beginPath();
-                if (axis === "x") {
-                    const x = toX(g);
-                    ctx.moveTo(x, MARGIN.top); ctx.lineTo(x, MARGIN.top + size); ctx.stroke();
-                    ctx.textAlign = "center"; ctx.textBaseline = "top";
-                    ctx.fillText(tickLabel(g, step), x, MARGIN.top + size + 4);
-                } else {
-                    const y = toY(g);
-                    ctx.moveTo(MARGIN.left, y); ctx.lineTo(MARGIN.left + size, y); ctx.stroke();
-                    ctx.textAlign = "right"; ctx.textBaseline = "middle";
-                    ctx.fillText(tickLabel(g, step), MARGIN.left - 4, y);
-                }
-            }
-        }
-        ctx.strokeStyle = "#bbb";
-        ctx.strokeRect(MARGIN.left + 0.5, MARGIN.top + 0.5, size - 1, size - 1);
-        ctx.save();
-        ctx.beginPath();
-        ctx.rect(MARGIN.left, MARGIN.top, size, size);
-        ctx.clip();
-        const { xy, labels } = state.points;
-        ctx.globalAlpha = 0.6;
-        for (let i = 0; i < labels.length; i++) {
-            ctx.fillStyle = COLOURS[labels[i] % 10];
-            ctx.fillRect(toX(xy[2 * i]) - 1.5, toY(xy[2 * i + 1]) - 1.5, 3, 3);
-        }
-        ctx.restore();
-        return layer;
+        return drawMapLayer(state.width, state.height, state.plot, view(), state.points.xy, state.points.labels,
+                            fontPx());
     }
 
     function currentZ() {
@@ -252,18 +182,8 @@ export default function (component) {
                 mx += (z[k] - mean[k]) * comps[2 * k];
                 my += (z[k] - mean[k]) * comps[2 * k + 1];
             }
-            const cx = toX(mx), cy = toY(my);
-            ctx.save();
-            ctx.beginPath();
-            ctx.rect(MARGIN.left, MARGIN.top, state.plot, state.plot);
-            ctx.clip();  // a zoomed map may leave z outside: the cross stays off the tick numbers
-            ctx.strokeStyle = "#000";
-            ctx.lineWidth = 3;
-            ctx.beginPath();
-            ctx.moveTo(cx - 8, cy - 8); ctx.lineTo(cx + 8, cy + 8);
-            ctx.moveTo(cx + 8, cy - 8); ctx.lineTo(cx - 8, cy + 8);
-            ctx.stroke();
-            ctx.restore();
+            // clipped: a zoomed map may leave z outside, and the cross stays off the tick numbers
+            drawCross(ctx, state.plot, toX(mx), toY(my));
         }
 
         const a = parseFloat(els.a.value).toFixed(2), b = parseFloat(els.b.value).toFixed(2);

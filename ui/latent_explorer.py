@@ -24,7 +24,22 @@ from .presentation import BODY_PX, presenting
 from vae_core.vae.model import MLPVAE
 
 _HERE = Path(__file__).resolve().parent
-HTML = """
+# The class colours of a map (map_canvas.js's COLOURS), with their digits.
+LEGEND_HTML = """<div class="legend" data-legend>
+      <b>digit:</b>
+      <span style="--c:#1f77b4">0</span> <span style="--c:#ff7f0e">1</span>
+      <span style="--c:#2ca02c">2</span> <span style="--c:#d62728">3</span>
+      <span style="--c:#9467bd">4</span> <span style="--c:#8c564b">5</span>
+      <span style="--c:#e377c2">6</span> <span style="--c:#7f7f7f">7</span>
+      <span style="--c:#bcbd22">8</span> <span style="--c:#17becf">9</span>
+    </div>"""
+LEGEND_CSS = """
+.legend { font-size: 1em; text-align: center; margin-top: 0.3rem; line-height: 1.6; }
+.legend span { margin: 0 0.2rem; white-space: nowrap; }
+.legend span::before { content: ""; display: inline-block; width: 0.75em; height: 0.75em; border-radius: 50%;
+                       background: var(--c); margin-right: 0.2em; vertical-align: -0.05em; }
+"""
+HTML = f"""
 <div class="latent-explorer">
   <div class="controls">
     <label><span data-label="0"></span><input type="range" data-axis="0"></label>
@@ -36,14 +51,7 @@ HTML = """
     <canvas class="scatter"></canvas>
     <div class="thumb" hidden><canvas width="84" height="84"></canvas><span></span></div>
     <div class="caption axes"></div>
-    <div class="legend" data-legend>
-      <b>digit:</b>
-      <span style="--c:#1f77b4">0</span> <span style="--c:#ff7f0e">1</span>
-      <span style="--c:#2ca02c">2</span> <span style="--c:#d62728">3</span>
-      <span style="--c:#9467bd">4</span> <span style="--c:#8c564b">5</span>
-      <span style="--c:#e377c2">6</span> <span style="--c:#7f7f7f">7</span>
-      <span style="--c:#bcbd22">8</span> <span style="--c:#17becf">9</span>
-    </div>
+    {LEGEND_HTML}
   </div>
 </div>
 """
@@ -63,15 +71,12 @@ canvas.scatter { display: block; cursor: crosshair; touch-action: none; }
 .thumb[hidden] { display: none; }
 .thumb canvas { display: block; width: 84px; height: 84px; image-rendering: pixelated; }
 .caption { font-size: 0.85em; opacity: 0.75; text-align: center; text-wrap: balance; }
-.legend { font-size: 1em; text-align: center; margin-top: 0.3rem; line-height: 1.6; }
-.legend span { margin: 0 0.2rem; white-space: nowrap; }
-.legend span::before { content: ""; display: inline-block; width: 0.75em; height: 0.75em; border-radius: 50%;
-                       background: var(--c); margin-right: 0.2em; vertical-align: -0.05em; }
-"""
+""" + LEGEND_CSS
 DECODER_JS = (_HERE / "browser_decoder.js").read_text(encoding="utf-8")
+MAP_JS = (_HERE / "map_canvas.js").read_text(encoding="utf-8")
 _component = st.components.v2.component(
     "latent_explorer", html=HTML, css=CSS,
-    js=DECODER_JS + "\n" + (_HERE / "latent_explorer.js").read_text(encoding="utf-8"))
+    js="\n".join([DECODER_JS, MAP_JS, (_HERE / "latent_explorer.js").read_text(encoding="utf-8")]))
 THUMBNAIL_COLUMNS = 100
 
 
