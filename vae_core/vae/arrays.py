@@ -1,0 +1,119 @@
+"""An MLP VAE as numpy arrays, read from a run folder without torch: its encoder's layers, to
+encode digits to their posterior means, and its decoder's mean, which the app's browser decoder
+runs. For pages that should show a model before torch is imported (that import alone takes
+1.5-2 s on a cold server); everything else loads the model with `registry.load_model`.
+
+The run is checked as `checkpoints` checks it: the record and the weights file's header first,
+every weight the config needs (by name, shape and dtype) and nothing else, the size against the
+memory budget, then the values, which must be finite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..budget import over_budget
+from ..config.vae import ModelConfig
+from ..store import WEIGHTS, CheckpointError, RunRecord, current_state_name, read_state_record, state_folder
+from ..tensorfile import open_tensors
+
+Layers = list[tuple[np.ndarray, np.ndarray]]  # (weight (out, in), bias (out,)) float32, in order
+ACTIVATIONS = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0.0),
+               "softplus": lambda v: np.logaddexp(0.0, v)}
+
+
+@dataclass(frozen=True)
+class MLPArrays:
+    config: ModelConfig
+    encoder: Layers   # the last gives (mu, logvar) stacked
+    decoder: Layers   # the mean only: a Gaussian decoder's last layer keeps its mean's rows
+
+    def encode_mean(self, images: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+        """Posterior means of images (N, H, W) in [0, 1]: (N, D) float32."""
+        x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
+        act, d = ACTIVATIONS[self.config.activation], self.config.latent_dim
+        out = []
+        for i in range(0, len(x), batch_size):
+            h = x[i:i + batch_size]
+            for k, (weight, bias) in enumerate(self.encoder):
+                h = h @ weight.T + bias
+                if k < len(self.encoder) - 1:
+                    h = act(h)
+            out.append(h[:, :d])
+        return np.concatenate(out) if out else np.zeros((0, d), np.float32)
+
+
+def supported(config) -> bool:
+    """What this module reads: the MLP VAE on one-channel images."""
+    return isinstance(config, ModelConfig) and config.architecture == "mlp" and config.image_channels == 1
+
+
+def expected_weights(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The MLP VAE's weights by the names torch gives them (`model.MLPVAE`'s state dict): the
+    encoder is Flatten, then (Linear, activation) per hidden layer and a Linear; the decoder the
+    same without the Flatten."""
+    d, h, z, n = config.input_dim, config.hidden_dim, config.latent_dim, config.hidden_layers
+    out = d if config.likelihood == "bernoulli" else 2 * d
+    shapes = {}
+    for network, first, widths in (("encoder", 1, [d] + [h] * n + [2 * z]), ("decoder", 0, [z] + [h] * n + [out])):
+        for k in range(n + 1):
+            shapes[f"{network}.{first + 2 * k}.weight"] = (widths[k + 1], widths[k])
+            shapes[f"{network}.{first + 2 * k}.bias"] = (widths[k + 1],)
+    return shapes
+
+
+def _read_state(run_dir: Path, folder: Path) -> tuple[MLPArrays, RunRecord]:
+    record = read_state_record(run_dir, folder)
+    config = record.model_config
+    if record.kind != "vae" or not supported(config):
+        raise CheckpointError(folder / "config.json", "not an MLP VAE on one-channel images", run_dir)
+    tensors = open_tensors(run_dir, folder, WEIGHTS)
+    try:
+        expected = expected_weights(config)
+        missing = sorted(set(expected) - set(tensors.tensors))
+        unexpected = sorted(set(tensors.tensors) - set(expected))
+        if missing or unexpected:
+            raise tensors.fail("weights do not match the config: "
+                               + "; ".join(part for part in (
+                                   f"missing {', '.join(missing[:5])}" if missing else "",
+                                   f"unexpected {', '.join(unexpected[:5])}" if unexpected else "") if part))
+        for name, shape in expected.items():
+            info = tensors.tensors[name]
+            if info.shape != shape or info.dtype != "F32":
+                raise tensors.fail(f"weight {name} is {info.dtype} {info.shape} but the config needs F32 {shape}")
+        problem = over_budget(2 * tensors.nbytes, "this model")
+        if problem:
+            raise CheckpointError(folder / "config.json", problem, run_dir)
+        values = tensors.read_all()
+    finally:
+        tensors.close()
+    for name, value in values.items():
+        if not np.isfinite(value).all():
+            raise tensors.fail(f"weight {name} contains NaN or infinite values")
+    n, pixels = config.hidden_layers, config.image_height * config.image_width
+
+    def layers(network: str, first: int) -> Layers:
+        return [(values[f"{network}.{first + 2 * k}.weight"], values[f"{network}.{first + 2 * k}.bias"])
+                for k in range(n + 1)]
+    decoder = layers("decoder", 0)
+    weight, bias = decoder[-1]
+    decoder[-1] = (weight[:pixels], bias[:pixels])
+    return MLPArrays(config, layers("encoder", 1), decoder), record
+
+
+def read_mlp(run_dir: str | Path) -> tuple[MLPArrays, RunRecord]:
+    """An MLP VAE run's layers and record; a `CheckpointError` says what is wrong with the run,
+    including that it is not an MLP VAE on one-channel images."""
+    run_dir = Path(run_dir)
+    for _ in range(3):
+        folder = state_folder(run_dir)
+        try:
+            return _read_state(run_dir, folder)
+        except CheckpointError:
+            # A training process may have saved a newer state and removed this one meanwhile.
+            if current_state_name(run_dir) == folder.name:
+                raise
+    return _read_state(run_dir, state_folder(run_dir))
