@@ -1,16 +1,26 @@
 """VAE Explorer (`streamlit run app.py`): the home page; the other pages are in pages/.
 
 Home opens on the live latent explorer of the shipped 2-D model, with three steps to start
-from beside it and the maths folded below. Everything but the explorer is drawn first and
-without torch, so the page is readable and its links usable at once on a cold server; the
-explorer, which needs torch, the model and the test set, comes last.
+from beside it and the maths folded below. The whole page, explorer included, is drawn without
+torch: the model's layers and the test digits are read as numpy arrays, and the decoder runs in
+the browser. Torch's import alone takes 1.5-2 s on a cold server, and Home is the page every
+visitor sees first; once it is on screen, what the other pages need is imported in the
+background.
 """
 
+import threading
+
+import numpy as np
 import streamlit as st
 
-from ui.common import PAGE_ICON, available_runs, run_label, shipped_run, sidebar_run_picker, state_key
+from ui import latent_explorer
+from ui.common import PAGE_ICON, available_runs, plain, run_label, shipped_run, sidebar_run_picker, state_key
 from ui.presentation import presenting
+from vae_core.datafiles import DataError, test_arrays
 from vae_core.report import RunSummary, run_summary
+from vae_core.store import CheckpointError
+from vae_core.vae.arrays import MLPArrays, read_mlp
+from vae_core.vae.projection import coordinate_projection
 
 HOME_MODEL = "mnist-mlp-z2"  # the shipped 2-D VAE: its latent space is the map itself
 
@@ -114,23 +124,52 @@ if m2_rows:
     overview.markdown(markdown_table(m2_rows))
 
 
-def show_explorer() -> None:
-    """The shipped 2-D model's explorer, decoding in the browser. Its modules are imported here,
-    once the rest of the page is on screen: torch, the model and the test set take seconds to
-    load on a cold server, and Home is the page every visitor sees first."""
-    from ui import latent_explorer
-    from ui.models import load_run, test_encodings, test_set_grey
-    from vae_core.vae.explore import coordinate_projection
+@st.cache_resource(show_spinner=False, max_entries=2)
+def home_model(path: str, key: str) -> tuple[MLPArrays, np.ndarray, np.ndarray, np.ndarray] | str:
+    """The 2-D model's layers, its dataset's test digits and labels and their posterior means,
+    read without torch when the digits are on disk as arrays (else through the data loader); or
+    why the model cannot be read. `key` changes when the run folder does."""
+    try:
+        arrays, record = read_mlp(path)
+    except CheckpointError as exc:
+        return str(exc)
+    try:
+        digits = test_arrays(record.train_config.dataset)
+    except DataError:
+        digits = None
+    if digits is None:  # not cached as arrays yet (a first start): the loader, with torch, caches them
+        from ui.models import test_set_grey
+        digits = test_set_grey(record)
+    images, labels = digits
+    return arrays, images, labels, arrays.encode_mean(images)
 
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Timer:
+    """Import what the other pages need (torch and the models' code), once per server, in the
+    background, so that a visitor's next page need not wait for it. It starts two seconds after
+    Home's first run: an import holds the interpreter for most of its 1.5-2 s, and would hold
+    back the sending of Home itself."""
+    timer = threading.Timer(2.0, __import__, args=("ui.models",))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def show_explorer() -> None:
+    """The shipped 2-D model's explorer, decoding in the browser."""
     run = shipped_run(HOME_MODEL)
     if run is None:
         st.info("The shipped 2-D model is missing: pick a model in the sidebar and open **Latent space**.")
         return
-    model, record = load_run(run.path)
-    mu, labels = test_encodings(run.path)
+    loaded = home_model(str(run.path), state_key(run.path))
+    if isinstance(loaded, str):
+        st.error(f"The shipped 2-D model cannot be read: {plain(loaded)}")
+        return
+    arrays, images, labels, mu = loaded
     projection = coordinate_projection(2, (0, 1))
-    thumbnails = latent_explorer.thumbnail_sheet(test_set_grey(record)[0], record.train_config.dataset)
-    latent_explorer.latent_explorer(model, state_key(run.path), projection(mu), labels, projection, (0, 1), None,
+    thumbnails = latent_explorer.thumbnail_sheet(images, run.record.train_config.dataset)
+    latent_explorer.latent_explorer(arrays, state_key(run.path), projection(mu), labels, projection, (0, 1), None,
                                     (0.0, 0.0), ("z1", "z2"), key="home_explorer", thumbnails=thumbnails)
     st.caption(f"{run_label(run)}: 10,000 test digits encoded to their posterior means.")
 
@@ -138,3 +177,4 @@ def show_explorer() -> None:
 with explorer_box:
     with st.spinner("Loading the 2-D model and its test digits...", show_time=True):
         show_explorer()
+warm_up()

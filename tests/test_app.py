@@ -2,6 +2,8 @@
 
 import base64
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -16,6 +18,7 @@ from vae_core.config import M2Config, M2TrainConfig
 from vae_core.store import read_record
 from vae_core.registry import load_model
 from vae_core.config import ModelConfig, TrainConfig
+from vae_core.data import load_dataset
 
 SHIPPED_2D = "mnist-mlp-z2 (shipped)"
 SHIPPED_20D = "mnist-mlp-z20 (shipped)"
@@ -543,6 +546,28 @@ def test_home_opens_on_the_explorer_of_the_shipped_2d_model_with_steps_and_folde
     at.sidebar.selectbox[0].select(SHIPPED_20D).run()
     nodes = [n for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
     assert json.loads(nodes[0].proto.json)["latent_dim"] == 2
+
+
+HOME_WITHOUT_TORCH = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file("app.py", default_timeout=60).run()
+loaded = "torch" in sys.modules  # at once: the warm-up imports it two seconds after the run
+assert not at.exception, at.exception
+assert not loaded, "Home imported torch"
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("vae_core"))))
+"""
+
+
+def test_home_draws_its_explorer_without_importing_torch():
+    """On a cold server torch's import takes 1.5-2 s: Home reads the 2-D model and the test digits
+    as arrays (torch is imported for the other pages only two seconds after Home's run)."""
+    load_dataset("mnist")  # the test digits cached as arrays, as any first use of the data leaves them
+    result = subprocess.run([sys.executable, "-c", HOME_WITHOUT_TORCH], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    modules = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "vae_core.vae.arrays" in modules and "vae_core.vae.model" not in modules
 
 
 def test_every_page_offers_things_to_try():

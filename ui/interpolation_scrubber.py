@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from vae_core.vae.explore import Projection
+from vae_core.vae.projection import Projection
 
 from .common import state_key
 from .latent_explorer import DECODER_JS, LEGEND_CSS, LEGEND_HTML, MAP_JS, decoder_payload, supports

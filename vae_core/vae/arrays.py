@@ -93,15 +93,30 @@ def _read_state(run_dir: Path, folder: Path) -> tuple[MLPArrays, RunRecord]:
     for name, value in values.items():
         if not np.isfinite(value).all():
             raise tensors.fail(f"weight {name} contains NaN or infinite values")
-    n, pixels = config.hidden_layers, config.image_height * config.image_width
+    return MLPArrays(config, _layers(values, config, "encoder"), _layers(values, config, "decoder")), record
 
-    def layers(network: str, first: int) -> Layers:
-        return [(values[f"{network}.{first + 2 * k}.weight"], values[f"{network}.{first + 2 * k}.bias"])
-                for k in range(n + 1)]
-    decoder = layers("decoder", 0)
-    weight, bias = decoder[-1]
-    decoder[-1] = (weight[:pixels], bias[:pixels])
-    return MLPArrays(config, layers("encoder", 1), decoder), record
+
+def _layers(values: dict[str, np.ndarray], config: ModelConfig, network: str) -> Layers:
+    """One network's (weight, bias) pairs in order; the decoder's last keeps the mean's rows."""
+    first = 1 if network == "encoder" else 0
+    layers = [(values[f"{network}.{first + 2 * k}.weight"], values[f"{network}.{first + 2 * k}.bias"])
+              for k in range(config.hidden_layers + 1)]
+    if network == "decoder":
+        pixels = config.image_height * config.image_width
+        weight, bias = layers[-1]
+        layers[-1] = (weight[:pixels], bias[:pixels])
+    return layers
+
+
+def mean_decoder(source) -> Layers:
+    """The decoder's mean as layers, from `MLPArrays` or from a loaded MLP VAE (its state dict, by
+    the names `expected_weights` gives: no torch import here)."""
+    if isinstance(source, MLPArrays):
+        return source.decoder
+    state = source.state_dict()
+    values = {name: state[name].detach().cpu().numpy().astype(np.float32)
+              for name in expected_weights(source.config) if name.startswith("decoder.")}
+    return _layers(values, source.config, "decoder")
 
 
 def read_mlp(run_dir: str | Path) -> tuple[MLPArrays, RunRecord]:
