@@ -294,39 +294,35 @@ async def ws_upload(visitor, name: str, path: Path, record: Record) -> None:
     record.uploads.append((name, shown, run.finished))
 
 
-async def ws_session(base: str, index: int, first: str, arrive: float, end: float,
-                     files: list[Path], record: Record, rng: random.Random) -> None:
-    from streamlit_client import Visitor
-    await asyncio.sleep(max(0.0, arrive - time.perf_counter()))
-    name, actions, visitor = first, 0, Visitor(base, timeout=WAIT_MS / 1000)
-    try:
+class ProtocolVisitor:
+    """A visitor speaking Streamlit's protocol, for `session`."""
+
+    def __init__(self, base: str, index: int, record: Record):
+        from streamlit_client import Visitor
+        self.visitor, self.index, self.record = Visitor(base, timeout=WAIT_MS / 1000), index, record
+
+    async def open(self, name: str) -> None:
+        await self.visitor.connect()
+        await self.visitor.open(URL_PATHS[name])
+
+    async def switch(self, name: str) -> None:
+        await self.visitor.switch(URL_PATHS[name])
+
+    async def latent_space(self) -> None:
         start = time.perf_counter()
-        await visitor.connect()
-        await visitor.open(URL_PATHS[name])
-        record.page_loads.append((name, "first visit", time.perf_counter() - start))
-        record.connected += 1
-        while time.perf_counter() < end:
-            await asyncio.sleep(rng.uniform(8, 20))
-            if time.perf_counter() >= end:
-                break
-            actions += 1
-            if actions % 4 == 0:
-                name = PAGES[(PAGES.index(name) + 1) % len(PAGES)]
-                start = time.perf_counter()
-                await visitor.switch(URL_PATHS[name])
-                record.page_loads.append((name, "switch", time.perf_counter() - start))
-            elif name == "Latent space":
-                start = time.perf_counter()
-                await visitor.rerun()  # as a click on the map makes it: the slider alone never asks the server
-                record.moves.append(time.perf_counter() - start)
-            else:
-                await ws_upload(visitor, name, files[(index * 97 + actions) % len(files)], record)
-    except Exception as exc:  # noqa: BLE001 - every failure of a visitor is counted, none stops the run
-        record.errors.append(f"session {index}, {name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-    finally:
-        await visitor.close()
-        if visitor.closed_by_server and time.perf_counter() < end:
-            record.errors.append(f"session {index}: the server closed the websocket")
+        await self.visitor.rerun()  # as a click on the map makes it: the slider alone never asks the server
+        self.record.moves.append(time.perf_counter() - start)
+
+    async def upload(self, name: str, path: Path) -> None:
+        await ws_upload(self.visitor, name, path, self.record)
+
+    async def check(self, where: str) -> None:
+        pass  # an error box or an exception fails the run it came in (`streamlit_client.ServerError`)
+
+    async def close(self, end: float) -> None:
+        await self.visitor.close()
+        if self.visitor.closed_by_server and time.perf_counter() < end:
+            self.record.errors.append(f"session {self.index}: the server closed the websocket")
 
 
 async def ws_start_jobs(base: str, count: int) -> list[str]:
@@ -360,21 +356,51 @@ async def ws_warm_up(base: str, files: list[Path]) -> None:
                 await ws_upload(visitor, name, files[-1], record)
 
 
-async def session(browser, base: str, index: int, first: str, arrive: float, end: float,
-                  files: list[Path], record: Record, rng: random.Random) -> None:
+class BrowserVisitor:
+    """A visitor in its own headless Chromium context, for `session`."""
+
+    def __init__(self, browser, base: str, index: int, record: Record, end: float):
+        self.browser, self.base, self.index, self.record, self.end = browser, base, index, record, end
+        self.context = self.page = None
+
+    async def open(self, name: str) -> None:
+        self.context = await self.browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = await self.context.new_page()
+        self.page.on("websocket", lambda ws: ws.on("close", lambda _: self.record.errors.append(
+            f"session {self.index}: the websocket closed") if time.perf_counter() < self.end else None))
+        await self.page.goto(self.base + PATHS[name], timeout=WAIT_MS)
+        await loaded(self.page, name)
+
+    async def switch(self, name: str) -> None:
+        await self.page.get_by_role("link", name=name, exact=True).click()
+        await loaded(self.page, name)
+
+    async def latent_space(self) -> None:
+        await move(self.page, self.record)
+
+    async def upload(self, name: str, path: Path) -> None:
+        await upload(self.page, name, path, self.record)
+
+    async def check(self, where: str) -> None:
+        await check(self.page, where, self.record)
+
+    async def close(self, end: float) -> None:
+        self.end = min(self.end, time.perf_counter())  # closing early: its websocket closing is no error
+        if self.context is not None:
+            await self.context.close()
+
+
+async def session(visitor, index: int, first: str, arrive: float, end: float, files: list[Path], record: Record,
+                  rng: random.Random) -> None:
+    """One visitor: arrives at `arrive` on the page `first`, then acts every 8-20 s until `end`."""
     await asyncio.sleep(max(0.0, arrive - time.perf_counter()))
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-    page.on("websocket", lambda ws: ws.on("close", lambda _: record.errors.append(
-        f"session {index}: the websocket closed") if time.perf_counter() < end else None))
     name, actions = first, 0
     try:
         start = time.perf_counter()
-        await page.goto(base + PATHS[name], timeout=WAIT_MS)
-        await loaded(page, name)
+        await visitor.open(name)
         record.page_loads.append((name, "first visit", time.perf_counter() - start))
         record.connected += 1
-        await check(page, f"session {index}, {name}", record)
+        await visitor.check(f"session {index}, {name}")
         while time.perf_counter() < end:
             await asyncio.sleep(rng.uniform(8, 20))
             if time.perf_counter() >= end:
@@ -383,21 +409,17 @@ async def session(browser, base: str, index: int, first: str, arrive: float, end
             if actions % 4 == 0:
                 name = PAGES[(PAGES.index(name) + 1) % len(PAGES)]
                 start = time.perf_counter()
-                await page.get_by_role("link", name=name, exact=True).click()
-                await loaded(page, name)
+                await visitor.switch(name)
                 record.page_loads.append((name, "switch", time.perf_counter() - start))
             elif name == "Latent space":
-                await move(page, record)
+                await visitor.latent_space()
             else:
-                await upload(page, name, files[(index * 97 + actions) % len(files)], record)
-            await check(page, f"session {index}, {name}", record)
+                await visitor.upload(name, files[(index * 97 + actions) % len(files)])
+            await visitor.check(f"session {index}, {name}")
     except Exception as exc:  # noqa: BLE001 - every failure of a visitor is counted, none stops the run
         record.errors.append(f"session {index}, {name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     finally:
-        end_time = time.perf_counter()
-        if end_time < end:
-            end = end_time  # closing early: its websocket closing is not an error of the server
-        await context.close()
+        await visitor.close(end)
 
 
 async def start_jobs(browser, base: str, count: int) -> list[str]:
@@ -466,8 +488,9 @@ async def run_websocket(args, base: str, monitor: Monitor, files: list[Path]) ->
     t0 = time.perf_counter()
     last_arrival = t0 + args.ramp
     end = last_arrival + args.duration
-    await asyncio.gather(*(ws_session(base, i, PAGES[i % len(PAGES)], t0 + args.ramp * i / max(1, args.sessions - 1),
-                                      end, files, record, random.Random(rng.random())) for i in range(args.sessions)))
+    await asyncio.gather(*(session(ProtocolVisitor(base, i, record), i, PAGES[i % len(PAGES)],
+                                   t0 + args.ramp * i / max(1, args.sessions - 1), end, files, record,
+                                   random.Random(rng.random())) for i in range(args.sessions)))
     out["all open"] = (last_arrival + 5, end)
     if args.jobs:
         out["train page"] = await ws_train_page_statuses(base)
@@ -496,8 +519,9 @@ async def run(args, base: str, monitor: Monitor, files: list[Path]) -> dict:
         t0 = time.perf_counter()
         last_arrival = t0 + args.ramp
         end = last_arrival + args.duration
-        tasks = [session(browser, base, i, PAGES[i % len(PAGES)], t0 + args.ramp * i / max(1, args.sessions - 1),
-                         end, files, record, random.Random(rng.random())) for i in range(args.sessions)]
+        tasks = [session(BrowserVisitor(browser, base, i, record, end), i, PAGES[i % len(PAGES)],
+                         t0 + args.ramp * i / max(1, args.sessions - 1), end, files, record,
+                         random.Random(rng.random())) for i in range(args.sessions)]
         await asyncio.gather(*tasks)
         out["all open"] = (last_arrival + 5, end)
         if args.jobs:
