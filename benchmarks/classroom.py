@@ -475,25 +475,27 @@ def quantiles(values: list[float]) -> str:
     return f"p50 {statistics.median(values):.2f} s, p95 {p95:.2f} s, max {values[-1]:.2f} s (n = {len(values)})"
 
 
-async def run_websocket(args, base: str, monitor: Monitor, files: list[Path]) -> dict:
+async def classroom(args, monitor: Monitor, warm_up_server, start_the_jobs, statuses, visitor) -> dict:
+    """The run, whatever the visitors are: the warm-up and the baseline, the jobs, the sessions,
+    the Train page at the end. `visitor(index, end, record)` makes one session's visitor."""
     out: dict = {}
-    await ws_warm_up(base, files)
+    await warm_up_server()
     await asyncio.sleep(3)
     out["baseline"] = statistics.median(monitor.rss_between(time.perf_counter() - 2.5, time.perf_counter()))
     if args.jobs:
-        out["job messages"] = await ws_start_jobs(base, JOBS_RUNNING + JOBS_QUEUED)
+        out["job messages"] = await start_the_jobs(JOBS_RUNNING + JOBS_QUEUED)
         await asyncio.sleep(5)
     out["training at start"] = len(training_processes(monitor.server))
     record, rng = Record(), random.Random(0)
     t0 = time.perf_counter()
     last_arrival = t0 + args.ramp
     end = last_arrival + args.duration
-    await asyncio.gather(*(session(ProtocolVisitor(base, i, record), i, PAGES[i % len(PAGES)],
-                                   t0 + args.ramp * i / max(1, args.sessions - 1), end, files, record,
+    await asyncio.gather(*(session(visitor(i, end, record), i, PAGES[i % len(PAGES)],
+                                   t0 + args.ramp * i / max(1, args.sessions - 1), end, args.files, record,
                                    random.Random(rng.random())) for i in range(args.sessions)))
     out["all open"] = (last_arrival + 5, end)
     if args.jobs:
-        out["train page"] = await ws_train_page_statuses(base)
+        out["train page"] = await statuses()
     await asyncio.sleep(5)
     out["after"] = statistics.median(monitor.rss_between(time.perf_counter() - 3, time.perf_counter()))
     out["record"] = record
@@ -502,36 +504,20 @@ async def run_websocket(args, base: str, monitor: Monitor, files: list[Path]) ->
 
 
 async def run(args, base: str, monitor: Monitor, files: list[Path]) -> dict:
+    args.files = files
     if args.client == "websocket":
-        return await run_websocket(args, base, monitor, files)
+        return await classroom(args, monitor, lambda: ws_warm_up(base, files), lambda n: ws_start_jobs(base, n),
+                               lambda: ws_train_page_statuses(base),
+                               lambda i, end, record: ProtocolVisitor(base, i, record))
     from playwright.async_api import async_playwright
-    out: dict = {}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        await warm_up(browser, base, files)
-        await asyncio.sleep(3)
-        out["baseline"] = statistics.median(monitor.rss_between(time.perf_counter() - 2.5, time.perf_counter()))
-        if args.jobs:
-            out["job messages"] = await start_jobs(browser, base, JOBS_RUNNING + JOBS_QUEUED)
-            await asyncio.sleep(5)
-        out["training at start"] = len(training_processes(monitor.server))
-        record, rng = Record(), random.Random(0)
-        t0 = time.perf_counter()
-        last_arrival = t0 + args.ramp
-        end = last_arrival + args.duration
-        tasks = [session(BrowserVisitor(browser, base, i, record, end), i, PAGES[i % len(PAGES)],
-                         t0 + args.ramp * i / max(1, args.sessions - 1), end, files, record,
-                         random.Random(rng.random())) for i in range(args.sessions)]
-        await asyncio.gather(*tasks)
-        out["all open"] = (last_arrival + 5, end)
-        if args.jobs:
-            out["train page"] = await train_page_statuses(browser, base)
-        await browser.close()
-    await asyncio.sleep(5)
-    out["after"] = statistics.median(monitor.rss_between(time.perf_counter() - 3, time.perf_counter()))
-    out["record"] = record
-    out["window"] = (t0, end)
-    return out
+        try:
+            return await classroom(args, monitor, lambda: warm_up(browser, base, files),
+                                   lambda n: start_jobs(browser, base, n), lambda: train_page_statuses(browser, base),
+                                   lambda i, end, record: BrowserVisitor(browser, base, i, record, end))
+        finally:
+            await browser.close()
 
 
 def main() -> None:
