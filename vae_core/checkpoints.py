@@ -26,8 +26,8 @@ from safetensors.torch import save as safetensors_bytes
 from .budget import over_budget
 from .config.base import Config
 from .tensorfile import TensorFile, open_tensors
-from .store import (WEIGHTS, CheckpointError, RunRecord, current_state_name, new_state_folder,
-                    open_in_run, parse_json, read_state_record, state_folder, switch_to, write_new_file)
+from .store import (WEIGHTS, CheckpointError, RunRecord, new_state_folder, parse_json, read_current_state,
+                    read_state_record, state_folder, switch_to, write_new_file)
 from . import store
 
 Tensors = dict[str, torch.Tensor]
@@ -169,16 +169,7 @@ def _read_state(run_dir: Path, folder: Path, with_training_state: bool,
 
 
 def _read(run_dir: str | Path, with_training_state: bool, build: Build | None):
-    run_dir = Path(run_dir)
-    for _ in range(3):
-        folder = state_folder(run_dir)
-        try:
-            return _read_state(run_dir, folder, with_training_state, build)
-        except CheckpointError:
-            # A training process may have saved a newer state and removed this one meanwhile.
-            if current_state_name(run_dir) == folder.name:
-                raise
-    return _read_state(run_dir, state_folder(run_dir), with_training_state, build)
+    return read_current_state(run_dir, lambda run, folder: _read_state(run, folder, with_training_state, build))
 
 
 def read_checkpoint(run_dir: str | Path, with_training_state: bool = False) -> Checkpoint:

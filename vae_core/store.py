@@ -38,11 +38,12 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, TypeVar
 
 from .config.base import Config, ConfigError, from_dict, to_dict
 from .config.kinds import CONFIG_CLASSES
 
+T = TypeVar("T")
 FORMAT = "vae-explorer-run"
 VERSION = 1
 POINTER = "run.json"
@@ -410,18 +411,23 @@ def read_state_record(run_dir: Path, folder: Path) -> RunRecord:
     return RunRecord(run_dir, kind, model_config, train_config, history)
 
 
-def read_record(run_dir: str | Path) -> RunRecord:
-    """A run's configs and history (no tensors), from its current state folder."""
+def read_current_state(run_dir: str | Path, read: Callable[[Path, Path], T]) -> T:
+    """`read(run_dir, folder)` of the run's current state folder; read again from the new one if
+    a training process saved a newer state and removed this one meanwhile."""
     run_dir = Path(run_dir)
     for _ in range(3):
         folder = state_folder(run_dir)
         try:
-            return read_state_record(run_dir, folder)
+            return read(run_dir, folder)
         except CheckpointError:
-            # A training process may have saved a newer state and removed this one meanwhile.
             if current_state_name(run_dir) == folder.name:
                 raise
-    return read_state_record(run_dir, state_folder(run_dir))
+    return read(run_dir, state_folder(run_dir))
+
+
+def read_record(run_dir: str | Path) -> RunRecord:
+    """A run's configs and history (no tensors), from its current state folder."""
+    return read_current_state(run_dir, read_state_record)
 
 
 @dataclass

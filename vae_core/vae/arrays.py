@@ -17,7 +17,7 @@ import numpy as np
 
 from ..budget import over_budget
 from ..config.vae import ModelConfig
-from ..store import WEIGHTS, CheckpointError, RunRecord, current_state_name, read_state_record, state_folder
+from ..store import WEIGHTS, CheckpointError, RunRecord, read_current_state, read_state_record
 from ..tensorfile import open_tensors
 
 Layers = list[tuple[np.ndarray, np.ndarray]]  # (weight (out, in), bias (out,)) float32, in order
@@ -122,13 +122,4 @@ def mean_decoder(source) -> Layers:
 def read_mlp(run_dir: str | Path) -> tuple[MLPArrays, RunRecord]:
     """An MLP VAE run's layers and record; a `CheckpointError` says what is wrong with the run,
     including that it is not an MLP VAE on one-channel images."""
-    run_dir = Path(run_dir)
-    for _ in range(3):
-        folder = state_folder(run_dir)
-        try:
-            return _read_state(run_dir, folder)
-        except CheckpointError:
-            # A training process may have saved a newer state and removed this one meanwhile.
-            if current_state_name(run_dir) == folder.name:
-                raise
-    return _read_state(run_dir, state_folder(run_dir))
+    return read_current_state(run_dir, _read_state)
