@@ -1,6 +1,8 @@
 """Preparing phone photos of digits: each step on generated photos (tests/photos.py), and the
 prepared digits against the MNIST digits they were made from."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -106,6 +108,31 @@ def test_thin_and_thick_strokes_come_out_near_the_normal_strokes_width(mnist_tes
         steps = prepare(photo(mnist_test, 6, stroke))
         assert abs((steps.final > 0.5).sum() - normal) / normal < 0.35, stroke
     assert any("Thin strokes" in w for w in prepare(photo(mnist_test, 6, "thin pen")).warnings)
+
+
+@pytest.mark.parametrize("light", [(), ("gradient",), ("vignette",)])
+def test_a_loop_filled_in_by_a_broad_marker_comes_out_whole_not_hollow(light):
+    """A 9 whose loop a broad marker filled in: the blob is wider than the window in which the
+    paper is estimated, and was kept as paper, leaving only its rim as ink."""
+    from PIL import Image, ImageDraw
+    rng = np.random.default_rng(4)
+    image = Image.new("RGB", SIZE, (205, 200, 190))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((320, 80, 480, 240), fill=(60, 60, 70))
+    draw.line([(465, 170), (430, 520)], fill=(60, 60, 70), width=60)
+    rgb = np.asarray(image, np.float32) / 255
+    yy, xx = np.mgrid[0:SIZE[1], 0:SIZE[0]].astype(np.float32)
+    if "gradient" in light:
+        rgb = rgb * (1 - 0.4 * xx / SIZE[0])[..., None]
+    if "vignette" in light:
+        rgb = rgb * (1 - 0.8 * (((xx - 400) / 800) ** 2 + ((yy - 300) / 600) ** 2))[..., None]
+    rgb = np.clip(rgb + rng.normal(0, 0.01, rgb.shape), 0, 1)
+    buffer = io.BytesIO()
+    Image.fromarray((rgb * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=85)
+    steps = preprocess_upload(buffer.getvalue(), "marker.jpg")
+    ink = np.asarray(Image.fromarray(steps.ink).resize(SIZE), np.float32)
+    middle = np.hypot(xx - 400, yy - 160) < 50  # the middle of the filled loop
+    assert (ink[middle] > 0.5).mean() > 0.9, light
 
 
 def test_a_digit_cut_by_the_frame_is_kept_with_a_warning():

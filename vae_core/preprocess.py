@@ -256,8 +256,35 @@ def _background(rgb: np.ndarray, notes: list[str]) -> tuple[np.ndarray, bool]:
     if dark_ink:
         notes.append("Dark ink on light paper: inverted, as MNIST's digits are light on black.")
     window = (BACKGROUND_WINDOW, BACKGROUND_WINDOW, 1)
-    paper = ndimage.grey_closing(small, size=window) if dark_ink else ndimage.grey_opening(small, size=window)
+    if dark_ink:
+        paper = _fill_dips(ndimage.grey_closing(small, size=window))
+    else:
+        paper = 1.0 - _fill_dips(1.0 - ndimage.grey_opening(small, size=window))
     return np.clip(_channel_resize(paper, width, height, Image.Resampling.BILINEAR), 0.0, 1.0), dark_ink
+
+
+def _fill_dips(paper: np.ndarray) -> np.ndarray:
+    """Raise every dip of the estimated paper that does not reach the frame's edge to the level
+    of its rim (a grey-level filling of holes, per colour channel).
+
+    Where a marker's strokes run together into a blob wider than the closing's window, the
+    closing keeps the blob as if it were paper, and the digit comes out hollow. Such a blob is
+    darker than the paper all round it; a shadow, a vignette, a gradient or a table reaches the
+    frame's edge, so it is not a dip and stays as the closing found it. The level falls from
+    the edge inwards, each pixel as low as its rim lets it: on clean paper (a drawing) in a few
+    steps, on a photo's small copy in about 60 ms."""
+    filled = np.empty_like(paper)
+    for channel in range(paper.shape[-1]):
+        image = paper[..., channel]
+        level = np.full_like(image, image.max())
+        level[0], level[-1], level[:, 0], level[:, -1] = image[0], image[-1], image[:, 0], image[:, -1]
+        while True:
+            lower = np.maximum(ndimage.grey_erosion(level, size=(3, 3)), image)
+            if np.array_equal(lower, level):
+                break
+            level = lower
+        filled[..., channel] = level
+    return filled
 
 
 def _ink(rgb: np.ndarray, background: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, float]:
