@@ -141,6 +141,9 @@ def home_model(path: str, key: str) -> tuple[MLPArrays, np.ndarray, np.ndarray, 
         from ui.models import test_set_grey
         digits = test_set_grey(record)
     images, labels = digits
+    if images[0].size != arrays.config.input_dim:
+        return (f"it takes {arrays.config.input_dim} pixels, but its dataset, {record.train_config.dataset}, "
+                f"has {images[0].size} per image")
     return arrays, images, labels, arrays.encode_mean(images)
 
 

@@ -569,6 +569,30 @@ def test_home_draws_its_explorer_without_importing_torch():
     assert "vae_core.vae.arrays" in modules and "vae_core.vae.model" not in modules
 
 
+@pytest.mark.parametrize("problem", ["unreadable", "other images"])
+def test_homes_explorer_gives_a_message_when_the_shipped_model_cannot_be_shown(monkeypatch, problem):
+    import streamlit as st
+    from vae_core import datafiles
+    from vae_core.store import CheckpointError
+    from vae_core.vae import arrays
+    if problem == "unreadable":
+        def unreadable(path):
+            raise CheckpointError(ROOT / "checkpoints" / "mnist-mlp-z2", "weights.safetensors is truncated")
+        monkeypatch.setattr(arrays, "read_mlp", unreadable)
+    else:  # a dataset whose images are not the model's size
+        monkeypatch.setattr(datafiles, "test_arrays", lambda name: (np.zeros((5, 14, 14), np.float32), np.arange(5)))
+    st.cache_resource.clear()
+    try:
+        at = open_page()
+        assert not at.exception
+        shown = " ".join(e.value for e in at.error)
+        assert "The shipped 2-D model cannot be read" in shown
+        assert ("truncated" in shown) if problem == "unreadable" else ("takes 784 pixels" in shown and "196" in shown)
+        assert [s.value for s in at.subheader][:1] == ["Start here"]  # the rest of Home is there
+    finally:
+        st.cache_resource.clear()
+
+
 def test_every_page_offers_things_to_try():
     at = open_page()
     for page in ("pages/1_Train.py", "pages/2_Latent_space.py", "pages/3_Interpolate.py", "pages/4_Reconstruct.py",
