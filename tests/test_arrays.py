@@ -66,7 +66,7 @@ def test_a_damaged_or_foreign_run_is_refused_with_the_reason(tmp_path, trained_r
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     _rewrite_config(run, latent_dim=3)
-    with pytest.raises(CheckpointError, match=r"encoder.3.weight is F32 \(4, 64\) but the config needs F32 \(6, 64\)"):
+    with pytest.raises(CheckpointError, match=r"encoder.3.weight has shape \(4, 64\) but the config needs \(6, 64\)"):
         read_mlp(run)
     _rewrite_config(run, latent_dim=2, hidden_layers=2)
     with pytest.raises(CheckpointError, match="weights do not match the config: missing decoder.4.bias"):

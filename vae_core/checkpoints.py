@@ -25,7 +25,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from .budget import over_budget
 from .config.base import Config
-from .tensorfile import TensorFile, open_tensors
+from .tensorfile import check_against, open_tensors, read_finite
 from .store import (WEIGHTS, CheckpointError, RunRecord, new_state_folder, parse_json, read_current_state,
                     read_state_record, state_folder, switch_to, write_new_file)
 from . import store
@@ -75,34 +75,9 @@ def save_checkpoint(run_dir: str | Path, *, kind: str, model_config: Config, tra
 
 # --- reading ---------------------------------------------------------------------------------
 
-def _check_against(tensors: TensorFile, expected: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> None:
-    """Every weight the model needs, of its shape and dtype, and nothing else."""
-    missing = sorted(set(expected) - set(tensors.tensors))
-    unexpected = sorted(set(tensors.tensors) - set(expected))
-    if missing or unexpected:
-        raise tensors.fail("weights do not match the config: "
-                           + (f"missing {', '.join(missing[:5])}" if missing else "")
-                           + ("; " if missing and unexpected else "")
-                           + (f"unexpected {', '.join(unexpected[:5])}" if unexpected else ""))
-    for name, (shape, dtype) in expected.items():
-        info = tensors.tensors[name]
-        if info.shape != shape:
-            raise tensors.fail(f"weight {name} has shape {info.shape} but the config needs {shape}")
-        if info.dtype != DTYPE_NAMES.get(dtype):
-            raise tensors.fail(f"weight {name} is {info.dtype} but the model needs "
-                               f"{DTYPE_NAMES.get(dtype, dtype)}")
-
-
-def _read_all(tensors: TensorFile) -> Tensors:
-    """Every tensor of the file, as torch tensors over the arrays read (no copy)."""
-    return {name: torch.from_numpy(array) for name, array in tensors.read_all().items()}
-
-
-def _finite(tensors: TensorFile, values: Tensors) -> Tensors:
-    for name, value in values.items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise tensors.fail(f"weight {name} contains NaN or infinite values")
-    return values
+def _tensors(values: dict) -> Tensors:
+    """Torch tensors over the arrays read (no copy)."""
+    return {name: torch.from_numpy(array) for name, array in values.items()}
 
 
 def meta_model(build: Callable[[RunRecord], torch.nn.Module], record: RunRecord) -> torch.nn.Module:
@@ -142,13 +117,14 @@ def _read_state(run_dir: Path, folder: Path, with_training_state: bool,
             raise CheckpointError(folder / "config.json", problem, run_dir)
         for name in (WEIGHTS, BEST):
             if name in files and meta is not None:
-                _check_against(files[name], expected_weights(meta))
-        ckpt.weights = _finite(files[WEIGHTS], _read_all(files[WEIGHTS]))
+                check_against(files[name], {weight: (shape, DTYPE_NAMES.get(dtype, str(dtype)))
+                                            for weight, (shape, dtype) in expected_weights(meta).items()})
+        ckpt.weights = _tensors(read_finite(files[WEIGHTS]))
         if BEST in files:
-            ckpt.best_weights = _finite(files[BEST], _read_all(files[BEST]))
+            ckpt.best_weights = _tensors(read_finite(files[BEST]))
         if TRAINER in files:
             trainer = files[TRAINER]
-            ckpt.trainer_tensors = _read_all(trainer)
+            ckpt.trainer_tensors = _tensors(trainer.read_all())
             if "trainer" not in trainer.metadata:
                 raise trainer.fail("training metadata is missing")
             ckpt.trainer_meta = parse_json(trainer.metadata["trainer"].encode("utf-8"), trainer.path, run_dir)

@@ -137,3 +137,29 @@ def open_tensors(run_dir: Path, folder: Path, filename: str) -> TensorFile:
     except BaseException:
         file.close()
         raise
+
+
+def check_against(tensors: TensorFile, expected: dict[str, tuple[tuple[int, ...], str]]) -> None:
+    """Every weight the model needs (name: shape and safetensors dtype), and nothing else."""
+    missing = sorted(set(expected) - set(tensors.tensors))
+    unexpected = sorted(set(tensors.tensors) - set(expected))
+    if missing or unexpected:
+        raise tensors.fail("weights do not match the config: "
+                           + (f"missing {', '.join(missing[:5])}" if missing else "")
+                           + ("; " if missing and unexpected else "")
+                           + (f"unexpected {', '.join(unexpected[:5])}" if unexpected else ""))
+    for name, (shape, dtype) in expected.items():
+        info = tensors.tensors[name]
+        if info.shape != shape:
+            raise tensors.fail(f"weight {name} has shape {info.shape} but the config needs {shape}")
+        if info.dtype != dtype:
+            raise tensors.fail(f"weight {name} is {info.dtype} but the model needs {dtype}")
+
+
+def read_finite(tensors: TensorFile) -> dict[str, np.ndarray]:
+    """Every tensor of the file; a floating-point one with a NaN or an infinity is refused."""
+    values = tensors.read_all()
+    for name, value in values.items():
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            raise tensors.fail(f"weight {name} contains NaN or infinite values")
+    return values

@@ -18,7 +18,7 @@ import numpy as np
 from ..budget import over_budget
 from ..config.vae import ModelConfig
 from ..store import WEIGHTS, CheckpointError, RunRecord, read_current_state, read_state_record
-from ..tensorfile import open_tensors
+from ..tensorfile import check_against, open_tensors, read_finite
 
 Layers = list[tuple[np.ndarray, np.ndarray]]  # (weight (out, in), bias (out,)) float32, in order
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0.0),
@@ -72,27 +72,13 @@ def _read_state(run_dir: Path, folder: Path) -> tuple[MLPArrays, RunRecord]:
         raise CheckpointError(folder / "config.json", "not an MLP VAE on one-channel images", run_dir)
     tensors = open_tensors(run_dir, folder, WEIGHTS)
     try:
-        expected = expected_weights(config)
-        missing = sorted(set(expected) - set(tensors.tensors))
-        unexpected = sorted(set(tensors.tensors) - set(expected))
-        if missing or unexpected:
-            raise tensors.fail("weights do not match the config: "
-                               + "; ".join(part for part in (
-                                   f"missing {', '.join(missing[:5])}" if missing else "",
-                                   f"unexpected {', '.join(unexpected[:5])}" if unexpected else "") if part))
-        for name, shape in expected.items():
-            info = tensors.tensors[name]
-            if info.shape != shape or info.dtype != "F32":
-                raise tensors.fail(f"weight {name} is {info.dtype} {info.shape} but the config needs F32 {shape}")
+        check_against(tensors, {name: (shape, "F32") for name, shape in expected_weights(config).items()})
         problem = over_budget(2 * tensors.nbytes, "this model")
         if problem:
             raise CheckpointError(folder / "config.json", problem, run_dir)
-        values = tensors.read_all()
+        values = read_finite(tensors)
     finally:
         tensors.close()
-    for name, value in values.items():
-        if not np.isfinite(value).all():
-            raise tensors.fail(f"weight {name} contains NaN or infinite values")
     return MLPArrays(config, _layers(values, config, "encoder"), _layers(values, config, "decoder")), record
 
 
