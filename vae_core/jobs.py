@@ -327,8 +327,7 @@ class JobManager:
             job._stop = self.stop
             self._jobs[job.id] = job
             self._queue.append(job)
-            self._dispatch()
-            self._save_queue()
+            self._dispatch()  # saves the queue
         return job
 
     def _dispatch(self) -> None:
