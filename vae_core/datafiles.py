@@ -22,6 +22,10 @@ _IDX_FILES = {
 }
 
 
+# What reading a damaged or half-written npz cache raises: it is then read again from its source.
+CACHE_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
 class DataError(RuntimeError):
     """A dataset could not be found, read or downloaded; the message says what to do."""
 
@@ -98,7 +102,7 @@ def test_arrays(name: str, root: str | Path | None = None) -> tuple[np.ndarray, 
     try:
         with np.load(mnist_cache_path(hub, root), allow_pickle=False) as f:
             images, labels = f["test_x"], f["test_y"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except CACHE_ERRORS:
         return None  # not cached yet, or damaged: `load_dataset` reads the package (and caches it)
     if images.dtype != np.uint8 or images.ndim != 2 or labels.shape != images.shape[:1]:
         return None
