@@ -165,14 +165,15 @@ def show_explorer() -> None:
     if run is None:
         st.info("The shipped 2-D model is missing: pick a model in the sidebar and open **Latent space**.")
         return
-    loaded = home_model(str(run.path), state_key(run.path))
+    key = state_key(run.path)
+    loaded = home_model(str(run.path), key)
     if isinstance(loaded, str):
         st.error(f"The shipped 2-D model cannot be read: {plain(loaded)}")
         return
     arrays, images, labels, mu = loaded
     projection = coordinate_projection(2, (0, 1))
     thumbnails = latent_explorer.thumbnail_sheet(images, run.record.train_config.dataset)
-    latent_explorer.latent_explorer(arrays, state_key(run.path), projection(mu), labels, projection, (0, 1), None,
+    latent_explorer.latent_explorer(arrays, key, projection(mu), labels, projection, (0, 1), None,
                                     (0.0, 0.0), ("z1", "z2"), key="home_explorer", thumbnails=thumbnails)
     st.caption(f"{run_label(run)}: 10,000 test digits encoded to their posterior means.")
 

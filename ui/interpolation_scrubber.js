@@ -101,12 +101,7 @@ export default function (component) {
             ctx.fillText(name, toX(x) + 6, toY(y) - 4);
         }
         ctx.restore();
-        let mx = 0, my = 0;
-        const mean = m.projection_mean, comps = m.projection_components;
-        for (let k = 0; k < z.length; k++) {
-            mx += (z[k] - mean[k]) * comps[2 * k];
-            my += (z[k] - mean[k]) * comps[2 * k + 1];
-        }
+        const [mx, my] = project(z, m.projection_mean, m.projection_components);
         drawCross(ctx, state.plot, toX(mx), toY(my));
         els.mapCanvas.dataset.marker = `${mx.toFixed(3)},${my.toFixed(3)}`;
     }

@@ -177,11 +177,7 @@ export default function (component) {
         ctx.drawImage(state.layer, 0, 0, state.width, state.height);
         drawPosterior(ctx);
         if (d.linear) {
-            let mx = 0, my = 0;
-            for (let k = 0; k < z.length; k++) {
-                mx += (z[k] - mean[k]) * comps[2 * k];
-                my += (z[k] - mean[k]) * comps[2 * k + 1];
-            }
+            const [mx, my] = project(z, mean, comps);
             // clipped: a zoomed map may leave z outside, and the cross stays off the tick numbers
             drawCross(ctx, state.plot, toX(mx), toY(my));
         }

@@ -97,6 +97,17 @@ function drawMapLayer(width, height, plot, view, xy, labels, fontPx) {
     return layer;
 }
 
+// A latent point z on the map of a linear projection: (z - mean) times the components (D x 2,
+// row-major), as vae_core.vae.projection.Projection computes it.
+function project(z, mean, comps) {
+    let mx = 0, my = 0;
+    for (let k = 0; k < z.length; k++) {
+        mx += (z[k] - mean[k]) * comps[2 * k];
+        my += (z[k] - mean[k]) * comps[2 * k + 1];
+    }
+    return [mx, my];
+}
+
 // A black cross at canvas position (cx, cy), kept inside the plot area.
 function drawCross(ctx, plot, cx, cy) {
     ctx.save();
