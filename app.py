@@ -14,17 +14,48 @@ import numpy as np
 import streamlit as st
 
 from ui import latent_explorer
+from ui.array_models import array_model
 from ui.common import PAGE_ICON, available_runs, plain, run_label, shipped_run, sidebar_run_picker, state_key
 from ui.presentation import presenting
-from vae_core.datafiles import DataError, test_arrays
 from vae_core.report import RunSummary, run_summary
-from vae_core.store import CheckpointError
-from vae_core.vae.arrays import MLPArrays, read_mlp
 from vae_core.vae.projection import coordinate_projection
 
 HOME_MODEL = "mnist-mlp-z2"  # the shipped 2-D VAE: its latent space is the map itself
 
 st.set_page_config(page_title="VAE Explorer", page_icon=PAGE_ICON, layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Timer:
+    """Import what the other pages need (torch and the models' code), once per server, in the
+    background, so that a visitor's next page need not wait for it. It starts two seconds after
+    Home's first run: an import holds the interpreter for most of its 1.5-2 s, and would hold
+    back the sending of Home itself."""
+    timer = threading.Timer(2.0, __import__, args=("ui.models",))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def show_explorer() -> tuple[np.ndarray, str] | None:
+    """The shipped 2-D model's explorer, decoding in the browser; returns its test digits and
+    their key for the hover thumbnails' sheet, which is sent last."""
+    run = shipped_run(HOME_MODEL)
+    if run is None:
+        st.info("The shipped 2-D model is missing: pick a model in the sidebar and open **Latent space**.")
+        return None
+    loaded = array_model(run.path)
+    if isinstance(loaded, str):
+        st.error(f"The shipped 2-D model cannot be read: {plain(loaded)}")
+        return None
+    projection = coordinate_projection(2, (0, 1))
+    latent_explorer.latent_explorer(loaded.model, state_key(run.path), projection(loaded.mu), loaded.labels,
+                                    projection, (0, 1), None, (0.0, 0.0), ("z1", "z2"), key="home_explorer",
+                                    thumbnails=loaded.dataset)
+    st.caption(f"{run_label(run)}: {len(loaded.labels):,} test digits encoded to their posterior means.")
+    return loaded.images, loaded.dataset
+
+
 sidebar_run_picker()  # the home page needs no model, nor torch, until the explorer
 
 st.title("VAE Explorer")
@@ -50,6 +81,11 @@ with row.container(width=260 if not presenting() else 420):
     st.page_link("pages/4_Reconstruct.py", label="Draw a digit", icon=":material/draw:")
     st.page_link("pages/1_Train.py", label="Train a model", icon=":material/model_training:")
     st.page_link("pages/2_Latent_space.py", label="The full latent space page", icon=":material/scatter_plot:")
+
+# The explorer is sent before the rest of the page, so that the browser draws it first.
+with explorer_box:
+    with st.spinner("Loading the 2-D model and its test digits...", show_time=True):
+        shown_digits = show_explorer()
 
 with st.expander("The maths: the evidence lower bound (ELBO) and the reparameterisation trick"):
     st.markdown(
@@ -123,62 +159,6 @@ if m2_rows:
     overview.markdown("Semi-supervised models (M2, M1+M2):")
     overview.markdown(markdown_table(m2_rows))
 
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def home_model(path: str, key: str) -> tuple[MLPArrays, np.ndarray, np.ndarray, np.ndarray] | str:
-    """The 2-D model's layers, its dataset's test digits and labels and their posterior means,
-    read without torch when the digits are on disk as arrays (else through the data loader); or
-    why the model cannot be read. `key` changes when the run folder does."""
-    try:
-        arrays, record = read_mlp(path)
-    except CheckpointError as exc:
-        return str(exc)
-    try:
-        digits = test_arrays(record.train_config.dataset)
-    except DataError:
-        digits = None
-    if digits is None:  # not cached as arrays yet (a first start): the loader, with torch, caches them
-        from ui.models import test_set_grey
-        digits = test_set_grey(record)
-    images, labels = digits
-    if images[0].size != arrays.config.input_dim:
-        return (f"it takes {arrays.config.input_dim} pixels, but its dataset, {record.train_config.dataset}, "
-                f"has {images[0].size} per image")
-    return arrays, images, labels, arrays.encode_mean(images)
-
-
-@st.cache_resource(show_spinner=False)
-def warm_up() -> threading.Timer:
-    """Import what the other pages need (torch and the models' code), once per server, in the
-    background, so that a visitor's next page need not wait for it. It starts two seconds after
-    Home's first run: an import holds the interpreter for most of its 1.5-2 s, and would hold
-    back the sending of Home itself."""
-    timer = threading.Timer(2.0, __import__, args=("ui.models",))
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-def show_explorer() -> None:
-    """The shipped 2-D model's explorer, decoding in the browser."""
-    run = shipped_run(HOME_MODEL)
-    if run is None:
-        st.info("The shipped 2-D model is missing: pick a model in the sidebar and open **Latent space**.")
-        return
-    key = state_key(run.path)
-    loaded = home_model(str(run.path), key)
-    if isinstance(loaded, str):
-        st.error(f"The shipped 2-D model cannot be read: {plain(loaded)}")
-        return
-    arrays, images, labels, mu = loaded
-    projection = coordinate_projection(2, (0, 1))
-    thumbnails = latent_explorer.thumbnail_sheet(images, run.record.train_config.dataset)
-    latent_explorer.latent_explorer(arrays, key, projection(mu), labels, projection, (0, 1), None,
-                                    (0.0, 0.0), ("z1", "z2"), key="home_explorer", thumbnails=thumbnails)
-    st.caption(f"{run_label(run)}: 10,000 test digits encoded to their posterior means.")
-
-
-with explorer_box:
-    with st.spinner("Loading the 2-D model and its test digits...", show_time=True):
-        show_explorer()
+if shown_digits is not None:
+    latent_explorer.thumbnails(*shown_digits)
 warm_up()

@@ -1,28 +1,26 @@
 """Latent space: decode any point z with two sliders, see where the test digits are encoded, and
-watch the reparameterisation trick draw z from a digit's posterior."""
+watch the reparameterisation trick draw z from a digit's posterior.
 
+An MLP VAE (every shipped VAE) is drawn without torch: its layers and the test digits are read as
+numpy arrays and the browser decodes, so that the page comes up at once on a cold server; torch
+is imported only for the posterior's draws. Other models are loaded with torch and decoded on
+the server."""
+
+import numpy as np
 import streamlit as st
 
-from ui.common import PAGE_ICON, page_intro, state_key
+from ui import latent_explorer
+from ui.array_models import array_model
+from ui.common import PAGE_ICON, page_intro, plain, sidebar_run_picker, state_key
+from ui.images import png, strip
+from vae_core.vae.arrays import supported
+from vae_core.vae.grid import grid_points, latent_vector, tile
+from vae_core.vae.projection import coordinate_projection, pca_projection
 
 st.set_page_config(page_title="Latent space · VAE Explorer", page_icon=PAGE_ICON, layout="wide")
 
-# What follows needs PyTorch, whose first import takes about two seconds on a cold server: the
-# page says so meanwhile instead of staying blank.
-with st.spinner("Loading PyTorch, the model and its test digits...", show_time=True):
-    import numpy as np
-
-    from ui import latent_explorer
-    from ui.digit_input import digit_input
-    from ui.images import png, strip
-    from ui.models import sidebar_model_picker, test_encodings, test_set_grey
-    from ui.presentation import chart
-    from vae_core.vae.explore import (coordinate_projection, decode, latent_vector, manifold_grid, pca_projection,
-                                      posterior_ellipse, reparameterised_draws)
-    from vae_core.plots import latent_scatter
-
-path, model, ckpt = sidebar_model_picker()
-latent_dim = model.config.latent_dim
+path, record = sidebar_run_picker()
+latent_dim = record.model_config.latent_dim
 page_intro("Latent space", (
     "The decoder p(x|z) turns any latent point z into an image. "
     + ("Move the sliders, or drag on the map, to choose z and see the decoder's mean image at once. "
@@ -41,7 +39,30 @@ page_intro("Latent space", (
      "Click a 7 on the map, then move one slider: which strokes does that one coordinate change?",
      "Show a digit's q(z|x) on the PCA map and draw ε a few times: how far apart do the decoded draws look?"))
 
-mu, labels = test_encodings(path)
+if supported(record.model_config):
+    with st.spinner("Loading the model and its test digits...", show_time=True):
+        view = array_model(path)
+    if isinstance(view, str):
+        st.error(f"This run cannot be shown: {plain(view)}")
+        st.stop()
+    model, mu, labels, test_images = view.model, view.mu, view.labels, view.images
+else:
+    # Not an MLP VAE: loaded with torch, whose first import takes about two seconds on a cold
+    # server; the page says so meanwhile instead of staying blank.
+    with st.spinner("Loading PyTorch, the model and its test digits...", show_time=True):
+        from ui.models import shown_model, test_encodings, test_set_grey
+        model, ckpt = shown_model(path)
+        mu, labels = test_encodings(path)
+        test_images = test_set_grey(ckpt)[0]
+in_browser = latent_explorer.supports(model)
+
+
+def torch_model():
+    """The run's model loaded with torch (cached), for what only torch computes."""
+    from ui.models import shown_model
+    return shown_model(path)[0]
+
+
 SLIDERS = ("z_a", "z_b")
 TSNE_POINTS = 1000
 DRAWS = 5
@@ -99,7 +120,7 @@ MAPS = {"PCA": "PCA: the two directions in which the codes vary most. A faithful
         "t-SNE": f"t-SNE of {TSNE_POINTS:,} test codes: keeps each code's nearest neighbours near, so the classes "
                  "separate; distances between clusters and the axes mean nothing, and z has no place on it."}
 map_kind = "PCA"
-if latent_dim > 2 and latent_explorer.supports(model):
+if latent_dim > 2 and in_browser:
     map_kind = st.radio("Map of the codes", list(MAPS), horizontal=True, key="latent_map",
                         captions=list(MAPS.values()))
 
@@ -115,7 +136,7 @@ if map_kind == "t-SNE":
     @st.cache_data(show_spinner=f"Computing the t-SNE map of {TSNE_POINTS:,} test codes, once per model: up to a "
                                 "minute on a busy machine...", max_entries=8)
     def neighbour_map(run: str, state: str):
-        return tsne_map(test_encodings(path)[0], TSNE_POINTS)
+        return tsne_map(mu, TSNE_POINTS)
 
     neighbours = neighbour_map(str(path), state_key(path))
     points, point_labels, point_indices = neighbours.points, labels[neighbours.indices], neighbours.indices
@@ -127,6 +148,9 @@ explorer_slot = st.container()
 def server_explorer() -> None:
     """The fallback for models the browser cannot decode (e.g. the conv VAE): Streamlit sliders,
     decoding on the server."""
+    from ui.presentation import chart
+    from vae_core.plots import latent_scatter
+    from vae_core.vae.explore import decode
     index = new_click()
     if index is not None:  # a click seen in a fragment-only rerun: apply it in a full one
         st.session_state["latent_pending_click"] = index
@@ -151,10 +175,11 @@ st.markdown("The encoder maps a digit x to a Gaussian q(z|x) = N(μ, diag(σ²))
             "N(0, I): the randomness sits in ε, and μ and σ stay differentiable (AEVB sec. 2.4).")
 posterior, view, draws = None, None, None
 show_posterior = st.toggle("Show a digit's q(z|x) on the map", key="latent_posterior_on",
-                           disabled=not latent_explorer.supports(model))
+                           disabled=not in_browser)
 if show_posterior:
-    images, _ = test_set_grey(ckpt)
-    digit = digit_input("latent_posterior", images, labels, 0, label="Digit",
+    from ui.digit_input import digit_input
+    from vae_core.vae.explore import posterior_ellipse, reparameterised_draws
+    digit = digit_input("latent_posterior", test_images, labels, 0, label="Digit",
                         sources=("test digit", "class", "draw", "upload"))
     st.session_state.setdefault("latent_eps_seed", None)
     if st.button("Draw ε ~ N(0, I)", key="latent_draw_eps", disabled=digit is None,
@@ -162,7 +187,7 @@ if show_posterior:
         st.session_state["latent_eps_seed"] = (st.session_state["latent_eps_seed"] or 0) + 1
     if digit is not None:
         seed = st.session_state["latent_eps_seed"]
-        draws = reparameterised_draws(model, digit.image, DRAWS, seed or 0)
+        draws = reparameterised_draws(torch_model(), digit.image, DRAWS, seed or 0)
         if map_kind != "PCA":
             st.info("A t-SNE map has no place for new points: switch the map to PCA to see q(z|x) on it.")
         else:
@@ -192,12 +217,12 @@ if show_posterior:
             st.image(png(strip(draws.images), scale=3), caption=f"the decoder's mean at draws 1 to {DRAWS}")
 
 with explorer_slot:
-    if latent_explorer.supports(model):
+    if in_browser:
         result = latent_explorer.latent_explorer(
             model, state_key(path), points, point_labels, projection if map_kind == "PCA" else None, dims, base,
             (st.session_state["z_a"], st.session_state["z_b"]), axis_titles, key="latent_explorer",
             point_indices=point_indices, posterior=posterior, view=view,
-            thumbnails=latent_explorer.thumbnail_sheet(test_set_grey(ckpt)[0], ckpt.train_config.dataset))
+            thumbnails=record.train_config.dataset)
         if result.z is not None:
             st.session_state["z_a"], st.session_state["z_b"] = (float(v) for v in result.z)
         if result.clicked is not None:
@@ -213,9 +238,15 @@ st.markdown("Decoder means over a grid of z, spaced by the quantiles of the Gaus
 
 @st.cache_data(show_spinner="Decoding the grid...", max_entries=16)
 def grid(run: str, state: str, dims: tuple, base: tuple | None, n: int) -> bytes:
-    return png(manifold_grid(model, n, dims, None if base is None else np.array(base)), scale=2)
+    points = grid_points(latent_dim, n, dims, None if base is None else np.array(base))
+    if in_browser:  # numpy, as the browser decodes
+        return png(tile(model.decode_mean(points), n), scale=2)
+    from vae_core.vae.explore import decode
+    return png(tile(decode(model, points), n), scale=2)
 
 
 n = st.select_slider("Grid size", [10, 15, 20, 25], value=15)
 st.image(grid(str(path), state_key(path), dims, None if base is None else tuple(map(float, base)), n),
          caption=f"z{dims[0] + 1} grows to the right, z{dims[1] + 1} upwards")
+if in_browser:
+    latent_explorer.thumbnails(test_images, record.train_config.dataset)

@@ -53,9 +53,14 @@ def plotly_values(values):
     return list(values)
 
 
+def bidi_data(node) -> dict:
+    """The data a component element carries: JSON, or JSON in bytes (`latent_explorer.json_data`)."""
+    return json.loads(node.proto.bytes or node.proto.json)
+
+
 def component_data(at, name: str) -> dict:
     """The data sent to the one mounted component whose data has the key `name`."""
-    found = [json.loads(n.proto.json) for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
+    found = [bidi_data(n) for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
     found = [d for d in found if name in d]
     assert len(found) == 1, f"{len(found)} components with {name!r}"
     return found[0]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from apptest_helpers import ROOT, component_data, errors, image_urls, open_page, plotly_values, texts, walk
+from apptest_helpers import ROOT, bidi_data, component_data, errors, image_urls, open_page, plotly_values, texts, walk
 from vae_core.vae import explore
 from vae_core.commands import evaluate, train
 from vae_core.config import M2Config, M2TrainConfig
@@ -38,9 +38,7 @@ def test_home_explains_the_elbo_and_lists_the_shipped_models():
 
 def explorer_data(at) -> dict:
     """The data the Latent space page sends to its browser-side explorer."""
-    nodes = [n for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
-    assert len(nodes) == 1
-    return json.loads(nodes[0].proto.json)
+    return component_data(at, "points")
 
 
 def decode_like_the_browser(data, z):
@@ -415,7 +413,7 @@ def check_generate_tab(at, run: str) -> None:
     from vae_core.m2.explore import generate, run_generator, style
     from vae_core.m2.m1 import m1_of
     assert not [n for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"
-                and "stages" in json.loads(n.proto.json)]  # not sent until the tab is opened
+                and "stages" in bidi_data(n)]  # not sent until the tab is opened
     at.session_state["m2_tab"] = "Generate"
     at.run()
     data = component_data(at, "stages")
@@ -531,9 +529,7 @@ def test_a_broken_run_is_listed_with_its_problem_and_the_app_goes_on():
 def test_home_opens_on_the_explorer_of_the_shipped_2d_model_with_steps_and_folded_maths():
     at = open_page()
     assert not at.exception and not errors(at)
-    nodes = [n for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
-    assert len(nodes) == 1
-    data = json.loads(nodes[0].proto.json)
+    data = component_data(at, "points")
     assert data["latent_dim"] == 2 and data["slider_axes"] and data["z"] == [0.0, 0.0]
     model, _ = load_model(ROOT / "checkpoints" / "mnist-mlp-z2")
     z = np.array([0.4, -1.1], dtype=np.float32)
@@ -543,44 +539,62 @@ def test_home_opens_on_the_explorer_of_the_shipped_2d_model_with_steps_and_folde
     assert maths.label.startswith("The maths") and any(r"\log p_\theta(x)" in e.value for e in maths.latex)
     # The shipped 2-D model stays on Home whatever the sidebar picks.
     at.sidebar.selectbox[0].select(SHIPPED_20D).run()
-    nodes = [n for n in walk(at.main) if getattr(n, "type", None) == "bidi_component"]
-    assert json.loads(nodes[0].proto.json)["latent_dim"] == 2
+    assert component_data(at, "points")["latent_dim"] == 2
+    assert component_data(at, "columns")["key"] == "mnist"  # the hover thumbnails' sheet, sent last
 
 
-HOME_WITHOUT_TORCH = """
-import json, sys
+PAGE_WITHOUT_TORCH = """
+import json, sys, threading
 from streamlit.testing.v1 import AppTest
+
+class NoWarmUp(threading.Timer):  # Home's warm-up imports torch for the other pages: not started here
+    def start(self):
+        if self.function is not __import__:
+            super().start()
+
+threading.Timer = NoWarmUp
 at = AppTest.from_file("app.py", default_timeout=60).run()
-loaded = "torch" in sys.modules  # at once: the warm-up imports it two seconds after the run
+if sys.argv[1] != "app.py":
+    at.switch_page(sys.argv[1]).run()
+for run in sys.argv[2:]:  # other models picked in the sidebar
+    at.sidebar.selectbox[0].select(run).run()
+loaded = "torch" in sys.modules
 assert not at.exception, at.exception
-assert not loaded, "Home imported torch"
-print(json.dumps(sorted(m for m in sys.modules if m.startswith("vae_core"))))
+assert not loaded, "the page imported torch"
+assert len(at.get("bidi_component")) == 2, "the explorer and its thumbnails"
+print(json.dumps({"modules": sorted(m for m in sys.modules if m.startswith("vae_core")),
+                  "images": len(at.get("image"))}))
 """
 
 
-def test_home_draws_its_explorer_without_importing_torch():
-    """On a cold server torch's import takes 1.5-2 s: Home reads the 2-D model and the test digits
-    as arrays (torch is imported for the other pages only two seconds after Home's run)."""
+@pytest.mark.parametrize("page, runs", [("app.py", []), ("pages/2_Latent_space.py", []),
+                                        ("pages/2_Latent_space.py", [SHIPPED_20D])])
+def test_home_and_latent_space_draw_without_importing_torch(page, runs):
+    """On a cold server torch's import takes 1.5-2 s: Home and Latent space read an MLP VAE and the
+    test digits as arrays, and the browser or numpy decodes (torch is imported for the other pages
+    two seconds after Home's run, and on Latent space for a posterior's draws only)."""
     load_dataset("mnist")  # the test digits cached as arrays, as any first use of the data leaves them
-    result = subprocess.run([sys.executable, "-c", HOME_WITHOUT_TORCH], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-c", PAGE_WITHOUT_TORCH, page, *runs], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    modules = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "vae_core.vae.arrays" in modules and "vae_core.vae.model" not in modules
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "vae_core.vae.arrays" in shown["modules"] and "vae_core.vae.model" not in shown["modules"]
+    if page != "app.py":
+        assert shown["images"] == 1  # the learned manifold, decoded with numpy
 
 
 @pytest.mark.parametrize("problem", ["unreadable", "other images"])
 def test_homes_explorer_gives_a_message_when_the_shipped_model_cannot_be_shown(monkeypatch, problem):
     import streamlit as st
-    from vae_core import datafiles
+    from ui import array_models
     from vae_core.store import CheckpointError
-    from vae_core.vae import arrays
     if problem == "unreadable":
         def unreadable(path):
             raise CheckpointError(ROOT / "checkpoints" / "mnist-mlp-z2", "weights.safetensors is truncated")
-        monkeypatch.setattr(arrays, "read_mlp", unreadable)
+        monkeypatch.setattr(array_models, "read_mlp", unreadable)
     else:  # a dataset whose images are not the model's size
-        monkeypatch.setattr(datafiles, "test_arrays", lambda name: (np.zeros((5, 14, 14), np.float32), np.arange(5)))
+        monkeypatch.setattr(array_models, "test_arrays",
+                            lambda name: (np.zeros((5, 14, 14), np.float32), np.arange(5)))
     st.cache_resource.clear()
     try:
         at = open_page()

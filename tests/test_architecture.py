@@ -72,8 +72,10 @@ def _imports_inside_functions(path: Path) -> list[str]:
 def test_imports_are_at_the_top_of_each_file():
     found = [hit for folder in ("vae_core", "ui") for path in sorted((ROOT / folder).rglob("*.py"))
              for hit in _imports_inside_functions(path)]
-    # the one exception, explained where it stands: torchvision (3 s to import) for downloads only
-    assert [hit.split(":")[0] + " " + hit.split(" ")[1] for hit in found] == ["vae_core/data.py torchvision"]
+    # the exceptions, explained where they stand: torchvision (3 s to import) for downloads only, and
+    # the torch data loader for a page that draws without torch, when the digits are not cached yet
+    assert [hit.split(":")[0] + " " + hit.split(" ")[1] for hit in found] == [
+        "vae_core/data.py torchvision", "ui/array_models.py models"]
 
 
 def test_listing_runs_and_the_home_page_need_no_torch():

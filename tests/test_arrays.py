@@ -16,7 +16,8 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.registry import build_record as build, load_model
 from vae_core.store import CheckpointError, RunRecord, state_folder
 from vae_core.vae.arrays import expected_weights, read_mlp
-from vae_core.vae.explore import encode, mean_decoder_layers
+from vae_core.vae.explore import encode, manifold_grid, mean_decoder_layers
+from vae_core.vae.grid import gaussian_quantiles, grid_points, tile
 from test_checkpoints import _rewrite_config
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -49,6 +50,17 @@ def test_the_arrays_are_the_models_weights_and_encode_as_it_does(tmp_path, confi
         np.testing.assert_array_equal(b, tb)
     images = np.random.default_rng(0).random((50, 28, 28), dtype=np.float32)
     np.testing.assert_allclose(arrays.encode_mean(images, batch_size=16), encode(model, images)[0], atol=1e-5)
+    # The manifold grid decoded with numpy is the one torch decodes (Latent space draws it without torch).
+    base = np.random.default_rng(1).normal(size=config.latent_dim).astype(np.float32)
+    points = grid_points(config.latent_dim, 4, (config.latent_dim - 1, 0), base)
+    np.testing.assert_allclose(tile(arrays.decode_mean(points), 4), manifold_grid(model, 4, (config.latent_dim - 1, 0),
+                                                                                 base), atol=1e-5)
+
+
+def test_the_grids_quantiles_are_the_normals():
+    q = gaussian_quantiles(7)
+    np.testing.assert_allclose(q, torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, 7)), atol=1e-6)
+    assert q[0] == pytest.approx(-1.64485, abs=1e-5) and q[3] == pytest.approx(0, abs=1e-7)
 
 
 def test_reading_the_shipped_2d_model_imports_no_torch():

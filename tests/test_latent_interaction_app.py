@@ -78,7 +78,9 @@ def test_the_posterior_of_an_uploaded_digit():
 def test_the_2d_page_says_drag_and_the_20d_page_says_click():
     at = open_page("pages/2_Latent_space.py")
     assert "drag on the map" in texts(at) and "map's legend" in texts(at)
-    assert component_data(at, "thumbnails")["thumbnails"]["columns"] == 100
+    assert component_data(at, "thumbnails_key")["thumbnails_key"] == "mnist"
+    sheet = component_data(at, "columns")
+    assert sheet["columns"] == 100 and sheet["key"] == "mnist" and sheet["src"].startswith("data:image/png;base64,")
     at.sidebar.selectbox[0].select(SHIPPED_20D).run()
     assert not at.exception and not errors(at)
     assert "drag on the map" not in texts(at) and "a click on it picks that test digit" in texts(at)

@@ -19,7 +19,7 @@ import streamlit as st
 from vae_core.vae.projection import Projection
 
 from .common import state_key
-from .latent_explorer import DECODER_JS, LEGEND_CSS, LEGEND_HTML, MAP_JS, decoder_payload, supports
+from .latent_explorer import DECODER_JS, LEGEND_CSS, LEGEND_HTML, MAP_JS, decoder_payload, json_data, supports
 from .presentation import BODY_PX, presenting
 
 _HERE = Path(__file__).resolve().parent
@@ -88,4 +88,4 @@ def interpolation_scrubber(model, run: Path, z_a: np.ndarray, z_b: np.ndarray, x
     data = {**decoder_payload(model, state_key(run)),
             "z_a": np.asarray(z_a, float).tolist(), "z_b": np.asarray(z_b, float).tolist(),
             "x_a": _b64(x_a), "x_b": _b64(x_b), "method": method, "t": float(t), "map": map_data}
-    _component(key=key, data=data)
+    _component(key=key, data=json_data(data))

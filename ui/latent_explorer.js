@@ -17,7 +17,8 @@ function loadPoints(d) {
 }
 
 export default function (component) {
-    const { data, parentElement, setStateValue, setTriggerValue } = component;
+    const { parentElement, setStateValue, setTriggerValue } = component;
+    const data = JSON.parse(new TextDecoder().decode(component.data));  // JSON in bytes (json_data)
     const root = parentElement.querySelector(".latent-explorer");
     const state = root.__latent || (root.__latent = {});
     const els = {
@@ -38,14 +39,6 @@ export default function (component) {
         state.points = loadPoints(data);
         state.pointsKey = data.points_key;
         state.layer = null;
-    }
-    const sheet = data.thumbnails;
-    if (sheet && state.sheetKey !== sheet.key) {
-        state.sheetKey = sheet.key;
-        state.sheet = null;
-        const img = new Image();
-        img.onload = () => { if (state.sheetKey === sheet.key) state.sheet = img; };
-        img.src = sheet.src;
     }
     const viewKey = JSON.stringify(data.view);
     if (state.viewKey !== viewKey) { state.viewKey = viewKey; state.layer = null; }
@@ -233,17 +226,18 @@ export default function (component) {
     }
 
     // The test digit under the pointer, as a thumbnail beside it: from the sprite sheet of the
-    // test set sent once per page run, so no server round trip.
+    // test set, which the page's thumbnail_sheet element has put in the page-wide registry
+    // (none until it has loaded), so no server round trip.
     function hover(event) {
         const t0 = performance.now();
         const [px, py] = pointer(event);
-        const i = state.sheet ? nearestPoint(px, py) : -1;
+        const sheet = globalThis.vaeThumbnailSheets?.get(state.data.thumbnails_key);
+        const i = sheet ? nearestPoint(px, py) : -1;
         if (i < 0) { els.thumb.hidden = true; return; }
-        const index = state.points.indices[i], columns = state.data.thumbnails.columns;
-        const side = state.data.thumbnails.side;
+        const index = state.points.indices[i], columns = sheet.columns, side = sheet.side;
         const ctx = els.thumbCanvas.getContext("2d");
         ctx.imageSmoothingEnabled = false;
-        ctx.drawImage(state.sheet, (index % columns) * side, Math.floor(index / columns) * side, side, side,
+        ctx.drawImage(sheet.image, (index % columns) * side, Math.floor(index / columns) * side, side, side,
                       0, 0, els.thumbCanvas.width, els.thumbCanvas.height);
         els.thumbCaption.textContent = `test #${index}: a ${state.points.labels[i]}`;
         const mapRect = els.map.getBoundingClientRect(), canvasRect = els.scatter.getBoundingClientRect();

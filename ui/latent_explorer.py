@@ -3,8 +3,10 @@
 A slider move or a drag on the map redraws the decoded image and the marker at once, and a
 hover over a test digit's point shows that digit, with no server round trip (a plain Streamlit
 slider only sends its value on release, and a Plotly chart redrawn on every move took 300-500 ms
-here). The decoder's weights, the projected test encodings and a sprite sheet of the test digits
-are sent once per full page run. The decoder itself is ui/browser_decoder.js, shared with the
+here). The decoder's weights and the projected test encodings are sent once per full page run;
+the sprite sheet of the test digits for the hover thumbnails is a separate element
+(`thumbnails`), which a page writes last, so that the explorer is on screen before the sheet is
+made and sent. The decoder itself is ui/browser_decoder.js, shared with the
 Interpolate scrubber.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +85,25 @@ _component = st.components.v2.component(
     "latent_explorer", html=HTML, css=CSS,
     js="\n".join([DECODER_JS, MAP_JS, (_HERE / "latent_explorer.js").read_text(encoding="utf-8")]))
 THUMBNAIL_COLUMNS = 100
+# The sheet's element: it puts the decoded sheet in a page-wide registry by its key, where every
+# explorer and scrubber on the page finds it.
+SHEET_JS = """
+export default function ({ data }) {
+    const sheets = globalThis.vaeThumbnailSheets || (globalThis.vaeThumbnailSheets = new Map());
+    if (!data || sheets.has(data.key)) return;
+    const img = new Image();
+    img.onload = () => sheets.set(data.key, { image: img, columns: data.columns, side: data.side });
+    img.src = data.src;
+}
+"""
+_sheet_component = st.components.v2.component("thumbnail_sheet", html="<span hidden></span>", js=SHEET_JS)
+
+
+def json_data(data: dict) -> bytes:
+    """A component's data as JSON in bytes, which Streamlit forwards as they are and the
+    component's script parses. Data of any other type is checked for a dataframe, which imports
+    pandas and pyarrow: 0.3 s on a cold server, before the first explorer could be sent."""
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def supports(model) -> bool:
@@ -108,7 +130,7 @@ def decoder_payload(_model, model_key: str) -> dict:
             "height": c.image_height, "width": c.image_width, "model_key": model_key}
 
 
-@st.cache_data(show_spinner="Preparing the hover thumbnails...", max_entries=4)
+@st.cache_data(show_spinner=False, max_entries=4)
 def thumbnail_sheet(_images: np.ndarray, images_key: str) -> dict:
     """The test digits (N, H, W) in [0, 1] tiled into one PNG, THUMBNAIL_COLUMNS to a row, as a
     data URL for the hover thumbnails. Sixteen grey levels are plenty for an 84-px thumbnail and
@@ -128,6 +150,13 @@ def thumbnail_sheet(_images: np.ndarray, images_key: str) -> dict:
             "columns": THUMBNAIL_COLUMNS, "side": h, "key": images_key}
 
 
+def thumbnails(images: np.ndarray, images_key: str) -> None:
+    """Send the sheet of the test digits `images` for the hover thumbnails of the explorers that
+    were given `thumbnails=images_key`. Write it after everything else on the page: it takes a
+    few tenths of a second to make the first time, and the explorer works without it meanwhile."""
+    _sheet_component(key=f"thumbnail_sheet_{images_key}", data=thumbnail_sheet(images, images_key))
+
+
 def posterior_overlay(mean: np.ndarray, ellipses: list[Ellipse], samples: np.ndarray | None) -> dict:
     """What the map draws of a digit's q(z|x): its (projected) mean, its ellipses (the k of each
     from the order: 1 then 2 standard deviations) and the projected draws, numbered from 1."""
@@ -140,12 +169,13 @@ def posterior_overlay(mean: np.ndarray, ellipses: list[Ellipse], samples: np.nda
 def latent_explorer(model, model_key: str, points: np.ndarray, labels: np.ndarray, projection: Projection | None,
                     dims: tuple[int, int], base: np.ndarray | None, z: tuple[float, float],
                     titles: tuple[str, str], key: str, point_indices: np.ndarray | None = None,
-                    thumbnails: dict | None = None, posterior: dict | None = None,
+                    thumbnails: str | None = None, posterior: dict | None = None,
                     view: tuple[float, float, float, float] | None = None):
     """Mount the explorer; returns the component's result (`.z` after a move, `.clicked`: the
     test index of a clicked point). `projection` is None for a map that is not a linear image of
     latent space (t-SNE): no cross for the current z there. `point_indices` are the test indices
-    of the points (all of them, in order, by default); `view` (x0, x1, y0, y1) zooms the map."""
+    of the points (all of them, in order, by default); `view` (x0, x1, y0, y1) zooms the map;
+    `thumbnails` is the key of the test digits' sheet (see `thumbnails`) for the hover."""
     latent_dim = model.config.latent_dim
     if point_indices is None:
         point_indices = np.arange(len(points))
@@ -164,7 +194,7 @@ def latent_explorer(model, model_key: str, points: np.ndarray, labels: np.ndarra
         "slider_axes": latent_dim <= 2, "scatter_size": 560 if presenting() else 460,
         # The explorer's text size in px (its labels, legend and the map's numbers scale with it).
         "text_px": BODY_PX if presenting() else 16,
-        "thumbnails": thumbnails, "posterior": posterior, "view": None if view is None else [float(v) for v in view],
+        "thumbnails_key": thumbnails, "posterior": posterior, "view": None if view is None else [float(v) for v in view],
     }
-    return _component(key=key, data=data, default={"z": list(z)}, on_z_change=lambda: None,
+    return _component(key=key, data=json_data(data), default={"z": list(z)}, on_z_change=lambda: None,
                       on_clicked_change=lambda: None)

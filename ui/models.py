@@ -60,15 +60,21 @@ def _data_mismatch(record: RunRecord, images: np.ndarray, labels: np.ndarray) ->
     return None
 
 
-def sidebar_model_picker(kind: str = "vae", min_latent: int = 1):
-    """The sidebar's run chooser and the chosen run's model: (run folder, model, checkpoint)."""
-    path, _ = sidebar_run_picker(kind, min_latent)
+def shown_model(path: Path):
+    """(model, checkpoint) of a run that the pages can show on its dataset's test digits; else
+    the page stops with a message."""
     model, ckpt = load_run(path)
     problem = _data_mismatch(ckpt, *test_set_grey(ckpt))
     if problem:
         st.error(f"This run cannot be shown: {problem}.")
         st.stop()
-    return path, model, ckpt
+    return model, ckpt
+
+
+def sidebar_model_picker(kind: str = "vae", min_latent: int = 1):
+    """The sidebar's run chooser and the chosen run's model: (run folder, model, checkpoint)."""
+    path, _ = sidebar_run_picker(kind, min_latent)
+    return (path, *shown_model(path))
 
 
 @st.cache_resource(show_spinner="Loading the M1 encoder...", max_entries=4)

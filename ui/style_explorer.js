@@ -41,7 +41,8 @@ function generate(stages, z, label, numClasses) {
 }
 
 export default function (component) {
-    const { data, parentElement } = component;
+    const { parentElement } = component;
+    const data = JSON.parse(new TextDecoder().decode(component.data));  // JSON in bytes (json_data)
     const root = parentElement.querySelector(".style-explorer");
     const state = root.__style || (root.__style = {});
     const els = {

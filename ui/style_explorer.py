@@ -17,6 +17,7 @@ import streamlit as st
 
 from vae_core.m2.explore import generator_stages
 
+from .latent_explorer import json_data
 from .presentation import BODY_PX, presenting
 
 _HERE = Path(__file__).resolve().parent
@@ -88,4 +89,4 @@ def style_explorer(model, m1, model_key: str, base: np.ndarray, dims: list[int],
             "range": list(RANGE), "step": STEP, "text_px": BODY_PX if presenting() else 16,
             # A new seed, set of dimensions or model starts the sliders again from `base`.
             "reset_key": f"{model_key}:{np.asarray(base, float).round(6).tolist()}:{dims}"}
-    _component(key=key, data=data)
+    _component(key=key, data=json_data(data))

@@ -45,6 +45,18 @@ class MLPArrays:
             out.append(h[:, :d])
         return np.concatenate(out) if out else np.zeros((0, d), np.float32)
 
+    def decode_mean(self, z: np.ndarray) -> np.ndarray:
+        """The decoder's mean images (N, H, W) in [0, 1] at latent points z (N, D), as the browser
+        decoder draws them: the activation between the layers and a sigmoid after the last."""
+        h = np.asarray(z, dtype=np.float32).reshape(-1, self.config.latent_dim)
+        act = ACTIVATIONS[self.config.activation]
+        for k, (weight, bias) in enumerate(self.decoder):
+            h = h @ weight.T + bias
+            if k < len(self.decoder) - 1:
+                h = act(h)
+        images = 1.0 / (1.0 + np.exp(-h))
+        return images.reshape(len(images), self.config.image_height, self.config.image_width)
+
 
 def supported(config) -> bool:
     """What this module reads: the MLP VAE on one-channel images."""

@@ -14,6 +14,7 @@ import torch
 
 from .model import VAE, reparameterize
 from .objective import elbo, gaussian_kl, importance_sampled_log_likelihood, log_likelihood
+from .grid import gaussian_quantiles, grid_points, latent_vector, tile  # noqa: F401 (the pages' names)
 from .projection import Projection, coordinate_projection, pca_projection  # noqa: F401 (the pages' names)
 
 
@@ -43,29 +44,10 @@ def mean_decoder_layers(model: VAE) -> list[tuple[np.ndarray, np.ndarray]]:
     return layers
 
 
-def latent_vector(latent_dim: int, dims: tuple[int, int], values: tuple[float, float],
-                  base=None) -> np.ndarray:
-    """A point in latent space: `base` (zeros by default) with two coordinates replaced."""
-    z = np.zeros(latent_dim, dtype=np.float32) if base is None else np.array(base, dtype=np.float32)
-    z[dims[0]], z[dims[1]] = values
-    return z
-
-
-def gaussian_quantiles(n: int) -> np.ndarray:
-    """n evenly spaced quantiles of N(0, 1), from 0.05 to 0.95 (AEVB Fig. 4 uses the inverse CDF)."""
-    probs = torch.linspace(0.05, 0.95, n, dtype=torch.float64)
-    return torch.distributions.Normal(0.0, 1.0).icdf(probs).numpy().astype(np.float32)
-
-
 def manifold_grid(model: VAE, n: int = 15, dims: tuple[int, int] = (0, 1), base=None) -> np.ndarray:
     """Decode an n x n grid over the Gaussian quantiles of two latent dimensions, tiled into one
     image (n*H, n*W); z_dims[0] grows left to right, z_dims[1] bottom to top (AEVB Fig. 4)."""
-    q = gaussian_quantiles(n)
-    points = np.stack([latent_vector(model.config.latent_dim, dims, (q[col], q[n - 1 - row]), base)
-                       for row in range(n) for col in range(n)])
-    images = decode(model, points)  # (n*n, H, W)
-    h, w = images.shape[1:]
-    return images.reshape(n, n, h, w).transpose(0, 2, 1, 3).reshape(n * h, n * w)
+    return tile(decode(model, grid_points(model.config.latent_dim, n, dims, base)), n)
 
 
 @torch.no_grad()
