@@ -45,6 +45,7 @@ STROKE_MEDIAN = 0.112
 # MNIST's share of 28x28 pixels over 0.5: 1st to 99th percentile of the test digits 4.7%-25.5%.
 INK_RANGE = (0.045, 0.26)
 CROP_SIDE = 80                           # the digit's longer side while its stroke width is adjusted
+CROP_MARGIN = 6                          # pixels of paper (at CROP_SIDE) left round it, for strokes to grow into
 FIT_BOX = 20
 FIELD = 28
 
@@ -62,7 +63,7 @@ class PreprocessSteps:
     background: np.ndarray   # (H, W) the paper's brightness as estimated, as `original`
     ink: np.ndarray          # (h, w) ink = 1, paper = 0, at the working size (<= 640 px)
     digit: np.ndarray        # (h, w) the digit's strokes only: marks at the border or far off dropped
-    cropped: np.ndarray      # the digit's bounding box at 80 pixels, its strokes at MNIST's width
+    cropped: np.ndarray      # the digit's bounding box at about 80 pixels, its strokes at MNIST's width
     fitted: np.ndarray       # longer side 20, aspect kept
     final: np.ndarray        # (28, 28) in [0, 1], centred by centre of mass
     was_inverted: bool       # dark ink on light paper (MNIST's digits are light on black)
@@ -106,10 +107,9 @@ def preprocess_image(image: Image.Image) -> PreprocessSteps:
     background, was_inverted = _background(rgb, notes)
     ink, contrast = _ink(rgb, background, was_inverted)
     digit, warnings = _digit(ink, contrast)
-    rows, cols = np.nonzero(digit > BOX_INK)
-    cropped, thickness_note = _stroke_width(_to_side(digit[rows.min():rows.max() + 1, cols.min():cols.max() + 1],
-                                                     CROP_SIDE))
+    adjusted, thickness_note = _stroke_width(_crop_with_margin(digit))
     warnings += thickness_note
+    cropped = _box(adjusted)
     fitted = _fit(cropped)   # shown as a step; the final digit is resampled from `cropped` once
     final = _centre(cropped)
     warnings += _ink_amount(final)
@@ -391,6 +391,24 @@ def _digit(ink: np.ndarray, contrast: float) -> tuple[np.ndarray, list[str]]:
         warnings.append("The ink is faint against the paper: use a darker pen, or more light.")
     mask = ndimage.binary_dilation(np.isin(labels, np.array(kept) + 1), iterations=2)
     return np.where(mask, ink, 0.0).astype(np.float32), warnings
+
+
+def _box(array: np.ndarray) -> np.ndarray:
+    """The bounding box of the pixels with at least BOX_INK of ink."""
+    rows, cols = np.nonzero(array > BOX_INK)
+    return array[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def _crop_with_margin(digit: np.ndarray) -> np.ndarray:
+    """The digit's bounding box scaled so that its longer side is CROP_SIDE pixels, with a margin
+    of CROP_MARGIN of those pixels all round, into which thickened strokes can grow."""
+    rows, cols = np.nonzero(digit > BOX_INK)
+    side = max(np.ptp(rows) + 1, np.ptp(cols) + 1)
+    margin = int(np.ceil(CROP_MARGIN * side / CROP_SIDE))
+    padded = np.pad(digit, margin)
+    box = padded[rows.min():rows.max() + 1 + 2 * margin, cols.min():cols.max() + 1 + 2 * margin]
+    scale = CROP_SIDE / side
+    return _resize(box, max(1, round(box.shape[1] * scale)), max(1, round(box.shape[0] * scale)))
 
 
 def _stroke_width(digit: np.ndarray) -> tuple[np.ndarray, list[str]]:
