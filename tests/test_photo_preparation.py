@@ -97,6 +97,23 @@ def test_a_table_at_the_edge_of_the_frame_is_dropped(mnist_test):
     assert iou(steps.final, p.digit) > 0.6
 
 
+def test_an_mnist_digit_drawn_large_comes_back_on_mnists_own_pixels(mnist_test):
+    """MNIST's digits span exactly 20 whole pixels along their longer side, the shorter side
+    centred on a boundary between pixels: the same digit drawn large (its outline at 0.5, on a
+    larger page) is put back there, not blurred across pixels by a shift of a fraction of one."""
+    from PIL import Image
+    digits, _ = mnist_test
+    overlaps = []
+    for digit in digits[:30]:
+        large = Image.fromarray((digit * 255).astype(np.uint8)).resize((280, 280), Image.Resampling.BICUBIC)
+        page = np.full((480, 480), 255, np.uint8)
+        page[100:380, 100:380] = np.where(np.asarray(large) > 127, 0, 255)
+        buffer = io.BytesIO()
+        Image.fromarray(page).save(buffer, format="PNG")
+        overlaps.append(iou(preprocess_upload(buffer.getvalue()).final, digit))
+    assert np.mean(overlaps) > 0.83, np.mean(overlaps)   # 0.805 when centred to a fraction of a pixel
+
+
 def test_a_small_digit_in_a_large_frame(mnist_test):
     p = photo(mnist_test, 5, "small")
     assert iou(prepare(p).final, p.digit) > 0.6

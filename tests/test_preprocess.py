@@ -55,9 +55,9 @@ def test_dark_digit_on_white_becomes_an_mnist_digit():
     assert steps.ink[0, 0] == 0.0                  # ink is 1, paper 0
     assert (final == 0).mean() > 0.6 and final[:3].max() == 0 and final[:, :3].max() == 0
     cy, cx = centre_of_mass(final)
-    assert abs(cy - 14) <= 0.1 and abs(cx - 14) <= 0.1  # where MNIST puts it on average
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5  # as MNIST: shifted by whole pixels toward 14
     rows, cols = np.nonzero(final > 0)
-    # 20 pixels tall, shifted by a fraction of a pixel: it may straddle 21 rows
+    # 20 pixels tall, shifted by half a pixel when the centre of mass is near halfway: it may straddle 21 rows
     assert rows.max() - rows.min() <= 20 and cols.max() - cols.min() <= 20
     assert (final > 0.5).any(axis=1).sum() <= 20
     assert steps.fitted.shape[0] == 20 and steps.fitted.shape[1] < 20

@@ -48,6 +48,7 @@ CROP_SIDE = 80                           # the digit's longer side while its str
 CROP_MARGIN = 6                          # pixels of paper (at CROP_SIDE) left round it, for strokes to grow into
 FIT_BOX = 20
 FIELD = 28
+ROUNDING_DOUBT = 0.2                     # a centre of mass this close to halfway may round either way
 
 _BLANK = ("No ink found: the image looks blank. Draw a dark digit on a light background "
           "(or light on dark).")
@@ -110,8 +111,8 @@ def preprocess_image(image: Image.Image) -> PreprocessSteps:
     adjusted, thickness_note = _stroke_width(_crop_with_margin(digit))
     warnings += thickness_note
     cropped = _box(adjusted)
-    fitted = _fit(cropped)   # shown as a step; the final digit is resampled from `cropped` once
-    final = _centre(cropped)
+    fitted = _fit(cropped)   # shown as a step; the final digit is resampled from `adjusted` once
+    final = _centre(adjusted, _edges(adjusted))
     warnings += _ink_amount(final)
     return PreprocessSteps(original=_for_display(rgb @ _LUMA_WEIGHTS), background=_for_display(background @ _LUMA_WEIGHTS),
                            ink=ink, digit=digit, cropped=cropped, fitted=fitted, final=final,
@@ -394,9 +395,31 @@ def _digit(ink: np.ndarray, contrast: float) -> tuple[np.ndarray, list[str]]:
 
 
 def _box(array: np.ndarray) -> np.ndarray:
-    """The bounding box of the pixels with at least BOX_INK of ink."""
-    rows, cols = np.nonzero(array > BOX_INK)
+    """The bounding box of the pixels with at least BOX_INK of ink (of any, if none has that)."""
+    rows, cols = np.nonzero(array > (BOX_INK if array.max() > BOX_INK else 0.0))
+    if rows.size == 0:
+        raise ImageError(_BLANK)
     return array[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def _edges(array: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The strokes' box to a fraction of a pixel: along each axis, where the most ink across it
+    crosses half the strokes' level, between the centres of the pixels either side (at +0.5).
+
+    The digit's box is what MNIST fitted into 20 pixels; read in whole pixels of the 80-pixel
+    crop it is up to a quarter of MNIST's pixel off at each end, which moves every stroke."""
+    level = min(0.5, float(array.max()) / 2)
+    if level <= 0.0:
+        raise ImageError(_BLANK)
+    edges = []
+    for axis in (0, 1):
+        profile = np.pad(array.max(axis=1 - axis), 1)          # paper either side
+        inked = np.flatnonzero(profile > level)
+        first, last = inked[0], inked[-1]
+        start = first - 1.5 + (level - profile[first - 1]) / (profile[first] - profile[first - 1])
+        end = last - 0.5 + (profile[last] - level) / (profile[last] - profile[last + 1])
+        edges.append((float(start), float(end)))
+    return edges[0], edges[1]
 
 
 def _crop_with_margin(digit: np.ndarray) -> np.ndarray:
@@ -472,37 +495,64 @@ def _fit(cropped: np.ndarray) -> np.ndarray:
     return _to_side(cropped, FIT_BOX)
 
 
-def _centre(cropped: np.ndarray) -> np.ndarray:
-    """Resample the cropped digit into 28x28, its longer side 20 pixels (as `_fit`), with its
-    centre of mass at pixel index (14, 14).
+def _centre(cropped: np.ndarray, edges: tuple[tuple[float, float], tuple[float, float]] | None = None) -> np.ndarray:
+    """Resample the cropped digit into 28x28 the way MNIST placed its digits: the longer side
+    20 pixels on whole pixels, the shorter side centred on a boundary between two pixels, the
+    whole shifted by whole pixels to bring its centre of mass nearest pixel index (14, 14).
 
-    That is where MNIST's own digits have it on average: their mean centre of mass is at index
-    14.00 (spread +-0.29, from rounding the shift), not at the geometric 13.5. MNIST shifted by
-    whole pixels; here the shift is part of the one resampling, so it can be a fraction of a
-    pixel: the digit is then on average a quarter pixel from where MNIST would put the same
-    digit, not a third, and never a whole pixel (which halves the overlap of a thin stroke).
+    MNIST's digits were fitted into a 20x20 box, the shorter side centred in it, and that box
+    was shifted by whole pixels: all of its test digits span exactly 20 rows or columns along
+    their longer side, the outermost of them nearly fully inked (median 0.99), and the two
+    outermost along the shorter side are equally partly inked (median 0.47 each), and their
+    centres of mass lie within half a pixel of index 14. Landing the edges of the strokes where
+    MNIST's land gives the same pixels their anti-aliased grey; a shift by a fraction of a pixel
+    blurs every edge across two pixels instead.
+
+    Which whole-pixel shift MNIST chose depends on which side of halfway the centre of mass
+    fell, and the centre measured on a photo is off by about a sixth of a pixel (from where the
+    strokes' ends, and so the box, are read). Within ROUNDING_DOUBT of halfway the shift therefore
+    passes smoothly from one whole pixel to the next, half a pixel at halfway, so that a wrong
+    guess costs half a pixel, not a whole one.
     """
-    height, width = cropped.shape
+    if edges is None:
+        edges = ((0.0, float(cropped.shape[0])), (0.0, float(cropped.shape[1])))
+    height, width = (end - start for start, end in edges)
     scale = FIT_BOX / max(height, width)                     # field pixels per cropped pixel
     mass = float(cropped.sum())
     if mass <= 0.0:  # only if resampling cancelled out a few faint specks
         raise ImageError(_BLANK)
-    row = float((np.arange(height) + 0.5) @ cropped.sum(axis=1)) / mass  # pixel centres at +0.5
-    col = float((np.arange(width) + 0.5) @ cropped.sum(axis=0)) / mass
-    # Keep the digit in frame when a lopsided one would leave it, as a whole-pixel shift would.
-    row = float(np.clip(row, (FIELD / 2 + 0.5 - FIELD + height * scale) / scale, (FIELD / 2 + 0.5) / scale))
-    col = float(np.clip(col, (FIELD / 2 + 0.5 - FIELD + width * scale) / scale, (FIELD / 2 + 0.5) / scale))
+    corner = []                                              # the field's corner in cropped pixels
+    for axis, (start, end) in enumerate(edges):
+        extent = (end - start) * scale
+        centre = (float((np.arange(cropped.shape[axis]) + 0.5) @ cropped.sum(axis=1 - axis)) / mass - start) * scale
+        # The box's offset in the field that puts the centre of mass on index 14 (the middle of
+        # pixel 14 is at 14.5), with the shorter side's middle on a boundary between pixels.
+        half = extent / 2 if extent < FIT_BOX else 0.0
+        offset = _soft_round(FIELD / 2 + 0.5 - centre + half) - half
+        offset = float(np.clip(offset, 0.0, FIELD - extent))  # in frame, even if lopsided
+        corner.append(start - offset / scale)
+    top, left = corner
     pad = int(np.ceil(FIELD / scale))
-    top, left = row + pad - (FIELD / 2 + 0.5) / scale, col + pad - (FIELD / 2 + 0.5) / scale
     source = Image.fromarray(np.pad(cropped, pad).astype(np.float32), mode="F")
     final = np.asarray(source.resize((FIELD, FIELD), Image.Resampling.LANCZOS,
-                                     box=(left, top, left + FIELD / scale, top + FIELD / scale)), dtype=np.float32)
+                                     box=(left + pad, top + pad, left + pad + FIELD / scale, top + pad + FIELD / scale)),
+                       dtype=np.float32)
     # Nothing outside the digit's own box: Lanczos rings a little beyond an edge.
-    box = np.zeros((FIELD, FIELD), dtype=bool)
-    y0, x0 = (pad - top) * scale, (pad - left) * scale
-    box[max(0, int(np.floor(y0))):int(np.ceil(y0 + height * scale)),
-        max(0, int(np.floor(x0))):int(np.ceil(x0 + width * scale))] = True
-    return np.where(box, np.clip(final, 0.0, 1.0), 0.0).astype(np.float32)
+    inside = np.zeros((FIELD, FIELD), dtype=bool)
+    (y0, y1), (x0, x1) = (((start - c) * scale, (end - c) * scale) for (start, end), c in zip(edges, corner))
+    inside[max(0, int(np.floor(y0 + 1e-6))):int(np.ceil(y1 - 1e-6)),
+           max(0, int(np.floor(x0 + 1e-6))):int(np.ceil(x1 - 1e-6))] = True
+    return np.where(inside, np.clip(final, 0.0, 1.0), 0.0).astype(np.float32)
+
+
+def _soft_round(value: float) -> float:
+    """`value` rounded to a whole number, passing linearly from one whole number to the next
+    within ROUNDING_DOUBT of halfway between them."""
+    nearest = round(value)
+    rest = value - nearest                                   # -0.5 to 0.5
+    if abs(rest) <= 0.5 - ROUNDING_DOUBT:
+        return float(nearest)
+    return nearest + float(np.sign(rest)) * (abs(rest) - (0.5 - ROUNDING_DOUBT)) / (2 * ROUNDING_DOUBT)
 
 
 def _for_display(grey: np.ndarray) -> np.ndarray:
