@@ -56,14 +56,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served_app(env: dict | None = None, timeout: float = 60.0):
-    """Run `streamlit run app.py` on a free port; yield (base URL, seconds until healthy)."""
+def served_app(env: dict | None = None, timeout: float = 60.0, root: Path = ROOT):
+    """Run `streamlit run app.py` (of the checkout at `root`) on a free port; yield (base URL,
+    seconds until healthy)."""
     port = free_port()
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port)],
-        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cwd=root, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         while True:

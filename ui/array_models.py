@@ -14,7 +14,7 @@ from vae_core.datafiles import DataError, test_arrays
 from vae_core.store import CheckpointError
 from vae_core.vae.arrays import MLPArrays, read_mlp
 
-from .common import state_key
+from .common import data_mismatch, state_key
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,9 @@ def _read(path: str, key: str) -> ArrayModel | str:
         from .models import test_set_grey
         digits = test_set_grey(record)
     images, labels = digits
-    if images[0].size != arrays.config.input_dim:
-        return (f"it takes {arrays.config.input_dim} pixels, but its dataset, {dataset}, "
-                f"has {images[0].size} per image")
+    problem = data_mismatch(record, images, labels)
+    if problem:
+        return problem
     return ArrayModel(arrays, dataset, images, labels, arrays.encode_mean(images))
 
 

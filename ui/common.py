@@ -11,6 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from vae_core.jobs import JobManager
@@ -149,6 +150,20 @@ def sidebar_run_picker(kind: str = "vae", min_latent: int = 1) -> tuple[Path, Ru
             for bad in broken:
                 st.caption(f"**{plain(shown(bad.name))}**: {plain(bad.error)}")
     return run.path, run.record
+
+
+def data_mismatch(record: RunRecord, images: np.ndarray, labels: np.ndarray) -> str | None:
+    """Why a model cannot be shown on its dataset's test digits, or None."""
+    c = record.model_config
+    shape = (1, *images.shape[1:])
+    if not getattr(c, "input_features", 0) and tuple(c.image_shape) != shape:
+        return (f"this model takes {'x'.join(map(str, c.image_shape))} images, but its dataset, "
+                f"{record.train_config.dataset}, has {'x'.join(map(str, shape))} images. The pages show a "
+                "model on its own dataset's digits, so they support models of that image size only")
+    classes = int(labels.max()) + 1
+    if getattr(c, "num_classes", classes) != classes:
+        return f"this model has {c.num_classes} classes, but {record.train_config.dataset} has {classes}"
+    return None
 
 
 def page_intro(title: str, text: str, try_this: tuple[str, ...] = ()) -> None:

@@ -18,7 +18,7 @@ from vae_core.registry import load_model
 from vae_core.store import CheckpointError, RunRecord, shown
 from vae_core.vae.explore import encode, per_image_elbo, per_image_log_likelihood
 
-from .common import plain, sidebar_run_picker, state_key
+from .common import data_mismatch, plain, sidebar_run_picker, state_key
 
 
 LOAD_ERRORS = (CheckpointError, ConfigError)
@@ -46,25 +46,11 @@ def load_run(path: Path):
     return model, ckpt
 
 
-def _data_mismatch(record: RunRecord, images: np.ndarray, labels: np.ndarray) -> str | None:
-    """Why a model cannot be shown on its dataset's test digits, or None."""
-    c = record.model_config
-    shape = (1, *images.shape[1:])
-    if not getattr(c, "input_features", 0) and tuple(c.image_shape) != shape:
-        return (f"this model takes {'x'.join(map(str, c.image_shape))} images, but its dataset, "
-                f"{record.train_config.dataset}, has {'x'.join(map(str, shape))} images. The pages show a "
-                "model on its own dataset's digits, so they support models of that image size only")
-    classes = int(labels.max()) + 1
-    if getattr(c, "num_classes", classes) != classes:
-        return f"this model has {c.num_classes} classes, but {record.train_config.dataset} has {classes}"
-    return None
-
-
 def shown_model(path: Path):
     """(model, checkpoint) of a run that the pages can show on its dataset's test digits; else
     the page stops with a message."""
     model, ckpt = load_run(path)
-    problem = _data_mismatch(ckpt, *test_set_grey(ckpt))
+    problem = data_mismatch(ckpt, *test_set_grey(ckpt))
     if problem:
         st.error(f"This run cannot be shown: {problem}.")
         st.stop()

@@ -10,6 +10,7 @@ memory budget, then the values, which must be finite.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,12 +83,15 @@ def _read_state(run_dir: Path, folder: Path) -> tuple[MLPArrays, RunRecord]:
     config = record.model_config
     if record.kind != "vae" or not supported(config):
         raise CheckpointError(folder / "config.json", "not an MLP VAE on one-channel images", run_dir)
+    expected = expected_weights(config)
     tensors = open_tensors(run_dir, folder, WEIGHTS)
     try:
-        check_against(tensors, {name: (shape, "F32") for name, shape in expected_weights(config).items()})
-        problem = over_budget(2 * tensors.nbytes, "this model")
+        # The size first, from the file and from the config (as `checkpoints` checks it): a config
+        # that promises a model too large for this server is refused as such.
+        problem = over_budget(2 * max(tensors.nbytes, 4 * sum(math.prod(s) for s in expected.values())), "this model")
         if problem:
             raise CheckpointError(folder / "config.json", problem, run_dir)
+        check_against(tensors, {name: (shape, "F32") for name, shape in expected.items()})
         values = read_finite(tensors)
     finally:
         tensors.close()
