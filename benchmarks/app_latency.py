@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import os
 import statistics
 import sys
 import time
@@ -26,7 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from browser import browser_page, chromium_path, served_app, wait_idle  # noqa: E402
+from browser import ROOT, browser_page, chromium_path, served_app, wait_idle  # noqa: E402
+
+RUNS = Path(os.environ.get("VAE_EXPLORER_RUNS", ROOT / "runs"))
 
 # The explorer sets its caption right after drawing the decoded image, in the same task; the
 # component lives in a shadow root.
@@ -183,34 +186,54 @@ def _heading(page, title: str):
     return page.get_by_role("heading", name=title, exact=True)
 
 
-def cold_home(page, url: str, launched: float) -> None:
-    """A fresh server: Home's steps and links on screen, then its explorer ready."""
+# Checked in the page at every animation frame, so that a time is that of the frame that first
+# shows the text (a locator's wait polls at growing intervals, up to a second late). The
+# explorer's text is in its component's shadow root.
+SHOWN = """(text) => {
+    if (document.body && document.body.innerText.includes(text)) return true;
+    for (const host of document.querySelectorAll('[data-testid="stBidiComponentIsolated"], '
+                                                 + '[data-testid="stBidiComponentIsolated"] > *'))
+        if (host.shadowRoot && host.shadowRoot.textContent.includes(text)) return true;
+    return false;
+}"""
+EXPLORER_TEXT = "decoder mean at z = (0.00, 0.00)"
+
+
+def _shown(page, text: str) -> None:
+    page.wait_for_function(SHOWN, arg=text, polling="raf", timeout=120_000)
+
+
+def cold_home(page, url: str, launched: float) -> list[float]:
+    """A fresh server: Home's steps and links on screen, its explorer drawn (it works from then
+    on), and the end of the page's run (the hover thumbnails' sheet is sent last)."""
     page.goto(url)
-    page.get_by_role("heading", name="Start here").wait_for()
+    _shown(page, "Start here")
     steps = time.perf_counter() - launched
-    page.get_by_text("decoder mean at z = (0.00, 0.00)").wait_for(timeout=120_000)
+    _shown(page, EXPLORER_TEXT)
+    explorer = time.perf_counter() - launched
     wait_idle(page)
     done = time.perf_counter() - launched
-    print(f"cold start (process start to): Home's steps and links shown {steps:.2f} s, "
-          f"its explorer ready {done:.2f} s")
+    print(f"cold start (process start to): Home's steps and links shown {steps:.2f} s, its explorer "
+          f"drawn and working {explorer:.2f} s, the page's run done {done:.2f} s")
+    return [steps, explorer, done]
 
 
-def cold_latent_space(page, url: str) -> None:
-    """A fresh server, opened straight on Latent space: the first thing on screen, then the
-    explorer ready."""
+def cold_latent_space(page, url: str) -> list[float]:
+    """A fresh server, opened straight on Latent space: the first thing on screen (its heading or
+    a loading message), the explorer drawn, the page's run done."""
     t0 = time.perf_counter()
     page.goto(url + "/Latent_space")
-    first = None
-    while time.perf_counter() - t0 < 120:
-        if first is None and (page.locator(LOADING).count() or _heading(page, "Latent space").count()):
-            first = time.perf_counter() - t0
-        if page.get_by_text("decoder mean at z = (0.00, 0.00)").count():
-            break
-        page.wait_for_timeout(20)
+    page.wait_for_function(f"""() => !!document.querySelector('{LOADING}')
+                               || [...document.querySelectorAll('h1')].some(h => h.innerText.includes('Latent space'))""",
+                           polling="raf", timeout=120_000)
+    first = time.perf_counter() - t0
+    _shown(page, EXPLORER_TEXT)
+    explorer = time.perf_counter() - t0
     wait_idle(page)
     done = time.perf_counter() - t0
-    print(f"first visit to Latent space on a cold server: something on screen after "
-          f"{'never' if first is None else f'{first:.2f} s'}, explorer ready after {done:.2f} s")
+    print(f"first visit to Latent space on a cold server: something on screen after {first:.2f} s, the explorer "
+          f"drawn and working after {explorer:.2f} s, the page's run done after {done:.2f} s")
+    return [first, explorer, done]
 
 
 def latent_space_from_cold_home(page, url: str, launched: float) -> None:
@@ -267,6 +290,36 @@ def page_speed(rounds: int) -> None:
         with served_app() as (url, _):
             cold_latent_space(page, url)
             warm_switches(page, url, rounds)
+
+
+# --- Cold starts, repeated, optionally against another checkout -------------------------------
+#
+#     python benchmarks/app_latency.py --cold 8 [--against ../older-checkout]
+#
+# A cold start varies by up to a second from one to the next on this machine (the browser's own
+# loading of Streamlit's scripts alone by 0.5 s), so each figure is a median over fresh servers;
+# with --against (e.g. a `git worktree` of an earlier commit) the two checkouts take turns, so
+# that both see the same machine. Both use this checkout's runs folder.
+
+def cold_starts(rounds: int, against: Path | None) -> None:
+    checkouts = {"this checkout": ROOT} | ({f"against {against}": against} if against else {})
+    figures = {name: {"home": [], "latent": []} for name in checkouts}
+    for _ in range(rounds):
+        for name, root in checkouts.items():
+            with browser_page(1024, 768) as page:
+                launched = time.perf_counter()
+                with served_app(root=root, env={"VAE_EXPLORER_RUNS": str(RUNS)}) as (url, _):
+                    figures[name]["home"].append(cold_home(page, url, launched))
+            with browser_page(1024, 768) as page, served_app(root=root, env={"VAE_EXPLORER_RUNS": str(RUNS)}) as (url, _):
+                figures[name]["latent"].append(cold_latent_space(page, url))
+
+    def line(values: list[list[float]], what: list[str]) -> str:
+        return ", ".join(f"{w} {statistics.median(v):.2f} s ({min(v):.2f}-{max(v):.2f})"
+                         for w, v in zip(what, zip(*values)))
+    for name, found in figures.items():
+        print(f"{name}, median (min-max) of {rounds}:")
+        print("  Home from the process start: " + line(found["home"], ["steps", "explorer", "run done"]))
+        print("  Latent space from its goto: " + line(found["latent"], ["first", "explorer", "run done"]))
 
 
 # --- Hover thumbnail, scrubber and style slider moves, timed in the page ------------------------------------
@@ -346,7 +399,10 @@ def hover_and_scrub(moves: int) -> None:
 
 
 if __name__ == "__main__":
-    if "--page-speed" in sys.argv:
+    if "--cold" in sys.argv:
+        cold_starts(int(sys.argv[sys.argv.index("--cold") + 1]),
+                    Path(sys.argv[sys.argv.index("--against") + 1]).resolve() if "--against" in sys.argv else None)
+    elif "--page-speed" in sys.argv:
         page_speed(int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5)
     elif "--hover-scrub" in sys.argv:
         hover_and_scrub(int(sys.argv[sys.argv.index("--moves") + 1]) if "--moves" in sys.argv else 60)
