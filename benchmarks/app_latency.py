@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from browser import ROOT, browser_page, chromium_path, served_app, wait_idle  # noqa: E402
+from browser import ROOT, browser_page, chromium_path, free_port, served_app, wait_idle  # noqa: E402
 
 RUNS = Path(os.environ.get("VAE_EXPLORER_RUNS", ROOT / "runs"))
 
@@ -294,30 +294,52 @@ def page_speed(rounds: int) -> None:
 
 # --- Cold starts, repeated, optionally against another checkout -------------------------------
 #
-#     python benchmarks/app_latency.py --cold 8 [--against ../older-checkout]
+#     python benchmarks/app_latency.py --cold 8 [--against ../older-checkout] [--warm-browser]
 #
 # A cold start varies by up to a second from one to the next on this machine (the browser's own
 # loading of Streamlit's scripts alone by 0.5 s), so each figure is a median over fresh servers;
 # with --against (e.g. a `git worktree` of an earlier commit) the two checkouts take turns, so
-# that both see the same machine. Both use this checkout's runs folder.
+# that both see the same machine. Both use this checkout's runs folder. By default each cold
+# start has a new browser profile, with nothing cached; --warm-browser keeps one browser that
+# has opened the app before, every server on the same address, as a teacher's browser would be.
 
-def cold_starts(rounds: int, against: Path | None) -> None:
+def cold_starts(rounds: int, against: Path | None, warm_browser: bool) -> None:
     checkouts = {"this checkout": ROOT} | ({f"against {against}": against} if against else {})
     figures = {name: {"home": [], "latent": []} for name in checkouts}
-    for _ in range(rounds):
-        for name, root in checkouts.items():
-            with browser_page(1024, 768) as page:
-                launched = time.perf_counter()
-                with served_app(root=root, env={"VAE_EXPLORER_RUNS": str(RUNS)}) as (url, _):
-                    figures[name]["home"].append(cold_home(page, url, launched))
-            with browser_page(1024, 768) as page, served_app(root=root, env={"VAE_EXPLORER_RUNS": str(RUNS)}) as (url, _):
-                figures[name]["latent"].append(cold_latent_space(page, url))
+    env = {"VAE_EXPLORER_RUNS": str(RUNS)}
+    if warm_browser:
+        # A browser that has opened the app before (as a teacher's has): one browser throughout,
+        # every server on the same address, so that Streamlit's scripts come from its caches.
+        port = free_port()
+        with browser_page(1024, 768) as page:
+            with served_app(env=env, port=port) as (url, _):
+                page.goto(url)
+                _shown(page, EXPLORER_TEXT)
+                wait_idle(page)
+            for _ in range(rounds):
+                for name, root in checkouts.items():
+                    for kind in ("home", "latent"):
+                        page.goto("about:blank")
+                        launched = time.perf_counter()
+                        with served_app(root=root, env=env, port=port) as (url, _):
+                            figures[name][kind].append(cold_home(page, url, launched) if kind == "home"
+                                                       else cold_latent_space(page, url))
+    else:
+        for _ in range(rounds):
+            for name, root in checkouts.items():
+                with browser_page(1024, 768) as page:
+                    launched = time.perf_counter()
+                    with served_app(root=root, env=env) as (url, _):
+                        figures[name]["home"].append(cold_home(page, url, launched))
+                with browser_page(1024, 768) as page, served_app(root=root, env=env) as (url, _):
+                    figures[name]["latent"].append(cold_latent_space(page, url))
 
     def line(values: list[list[float]], what: list[str]) -> str:
         return ", ".join(f"{w} {statistics.median(v):.2f} s ({min(v):.2f}-{max(v):.2f})"
                          for w, v in zip(what, zip(*values)))
     for name, found in figures.items():
-        print(f"{name}, median (min-max) of {rounds}:")
+        print(f"{name}, {'a browser that has opened the app before' if warm_browser else 'a new browser profile'}"
+              f" each time, median (min-max) of {rounds}:")
         print("  Home from the process start: " + line(found["home"], ["steps", "explorer", "run done"]))
         print("  Latent space from its goto: " + line(found["latent"], ["first", "explorer", "run done"]))
 
@@ -401,7 +423,8 @@ def hover_and_scrub(moves: int) -> None:
 if __name__ == "__main__":
     if "--cold" in sys.argv:
         cold_starts(int(sys.argv[sys.argv.index("--cold") + 1]),
-                    Path(sys.argv[sys.argv.index("--against") + 1]).resolve() if "--against" in sys.argv else None)
+                    Path(sys.argv[sys.argv.index("--against") + 1]).resolve() if "--against" in sys.argv else None,
+                    "--warm-browser" in sys.argv)
     elif "--page-speed" in sys.argv:
         page_speed(int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5)
     elif "--hover-scrub" in sys.argv:

@@ -56,10 +56,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served_app(env: dict | None = None, timeout: float = 60.0, root: Path = ROOT):
-    """Run `streamlit run app.py` (of the checkout at `root`) on a free port; yield (base URL,
-    seconds until healthy)."""
-    port = free_port()
+def served_app(env: dict | None = None, timeout: float = 60.0, root: Path = ROOT, port: int | None = None):
+    """Run `streamlit run app.py` (of the checkout at `root`) on `port` or a free one; yield (base
+    URL, seconds until healthy)."""
+    port = port or free_port()
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
