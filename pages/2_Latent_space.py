@@ -177,8 +177,9 @@ posterior, view, draws = None, None, None
 show_posterior = st.toggle("Show a digit's q(z|x) on the map", key="latent_posterior_on",
                            disabled=not in_browser)
 if show_posterior:
-    from ui.digit_input import digit_input
-    from vae_core.vae.explore import posterior_ellipse, reparameterised_draws
+    with st.spinner("Loading PyTorch for the encoder's draws...", show_time=True):  # ~2 s the first time
+        from ui.digit_input import digit_input
+        from vae_core.vae.explore import posterior_ellipse, reparameterised_draws
     digit = digit_input("latent_posterior", test_images, labels, 0, label="Digit",
                         sources=("test digit", "class", "draw", "upload"))
     st.session_state.setdefault("latent_eps_seed", None)
