@@ -2,9 +2,18 @@
 // move (the Latent space explorer, the Interpolate scrubber) put this file in front of their own.
 // Python sends the layers once per page run (ui/latent_explorer.py `decoder_payload`).
 
+// Base64 to a typed array: the browser's own decoder where it has one, else a plain loop
+// (Uint8Array.from with a mapping function took 200 ms for a 2-D model's 1.6 MB of weights).
 function fromBase64(text, Type) {
-    const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-    return new Type(bytes.buffer);
+    let bytes;
+    if (Uint8Array.fromBase64) {
+        bytes = Uint8Array.fromBase64(text);
+    } else {
+        const binary = atob(text);
+        bytes = new Uint8Array(binary.length);
+        for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    }
+    return new Type(bytes.buffer, bytes.byteOffset, bytes.byteLength / Type.BYTES_PER_ELEMENT);
 }
 
 const ACTIVATIONS = {
