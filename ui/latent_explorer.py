@@ -86,7 +86,7 @@ _component = st.components.v2.component(
     js="\n".join([DECODER_JS, MAP_JS, (_HERE / "latent_explorer.js").read_text(encoding="utf-8")]))
 THUMBNAIL_COLUMNS = 100
 # The sheet's element: it puts the decoded sheet in a page-wide registry by its key, where every
-# explorer and scrubber on the page finds it.
+# explorer on the page finds it.
 SHEET_JS = """
 export default function ({ data }) {
     const sheets = globalThis.vaeThumbnailSheets || (globalThis.vaeThumbnailSheets = new Map());
