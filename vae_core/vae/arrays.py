@@ -35,28 +35,25 @@ class MLPArrays:
     def encode_mean(self, images: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         """Posterior means of images (N, H, W) in [0, 1]: (N, D) float32."""
         x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
-        act, d = ACTIVATIONS[self.config.activation], self.config.latent_dim
-        out = []
-        for i in range(0, len(x), batch_size):
-            h = x[i:i + batch_size]
-            for k, (weight, bias) in enumerate(self.encoder):
-                h = h @ weight.T + bias
-                if k < len(self.encoder) - 1:
-                    h = act(h)
-            out.append(h[:, :d])
+        d = self.config.latent_dim
+        out = [self._run(self.encoder, x[i:i + batch_size])[:, :d] for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, d), np.float32)
 
     def decode_mean(self, z: np.ndarray) -> np.ndarray:
         """The decoder's mean images (N, H, W) in [0, 1] at latent points z (N, D), as the browser
         decoder draws them: the activation between the layers and a sigmoid after the last."""
-        h = np.asarray(z, dtype=np.float32).reshape(-1, self.config.latent_dim)
-        act = ACTIVATIONS[self.config.activation]
-        for k, (weight, bias) in enumerate(self.decoder):
-            h = h @ weight.T + bias
-            if k < len(self.decoder) - 1:
-                h = act(h)
+        h = self._run(self.decoder, np.asarray(z, dtype=np.float32).reshape(-1, self.config.latent_dim))
         images = 1.0 / (1.0 + np.exp(-h))
         return images.reshape(len(images), self.config.image_height, self.config.image_width)
+
+    def _run(self, layers: Layers, h: np.ndarray) -> np.ndarray:
+        """The affine layers on h (N, in), the model's activation between them."""
+        act = ACTIVATIONS[self.config.activation]
+        for k, (weight, bias) in enumerate(layers):
+            h = h @ weight.T + bias
+            if k < len(layers) - 1:
+                h = act(h)
+        return h
 
 
 def supported(config) -> bool:
