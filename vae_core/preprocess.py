@@ -501,7 +501,7 @@ def _fit(cropped: np.ndarray) -> np.ndarray:
     return _to_side(cropped, FIT_BOX)
 
 
-def _centre(cropped: np.ndarray, edges: tuple[tuple[float, float], tuple[float, float]] | None = None) -> np.ndarray:
+def _centre(cropped: np.ndarray, edges: tuple[tuple[float, float], tuple[float, float]]) -> np.ndarray:
     """Resample the cropped digit into 28x28 the way MNIST placed its digits: the longer side
     20 pixels on whole pixels, the shorter side centred on a boundary between two pixels, the
     whole shifted by whole pixels to bring its centre of mass nearest pixel index (14, 14).
@@ -520,8 +520,6 @@ def _centre(cropped: np.ndarray, edges: tuple[tuple[float, float], tuple[float, 
     passes smoothly from one whole pixel to the next, half a pixel at halfway, so that a wrong
     guess costs half a pixel, not a whole one.
     """
-    if edges is None:
-        edges = ((0.0, float(cropped.shape[0])), (0.0, float(cropped.shape[1])))
     height, width = (end - start for start, end in edges)
     scale = FIT_BOX / max(height, width)                     # field pixels per cropped pixel
     mass = float(cropped.sum())
