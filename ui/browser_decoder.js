@@ -2,6 +2,11 @@
 // move (the Latent space explorer, the Interpolate scrubber) put this file in front of their own.
 // Python sends the layers once per page run (ui/latent_explorer.py `decoder_payload`).
 
+// A component's data: JSON in bytes, as ui/latent_explorer.py `json_data` sends it.
+function componentData(component) {
+    return JSON.parse(new TextDecoder().decode(component.data));
+}
+
 // Base64 to a typed array: the browser's own decoder where it has one, else a plain loop
 // (Uint8Array.from with a mapping function took 200 ms for a 2-D model's 1.6 MB of weights).
 function fromBase64(text, Type) {

@@ -23,7 +23,7 @@ function pathPoint(za, zb, t, method) {
 
 export default function (component) {
     const { parentElement } = component;
-    const data = JSON.parse(new TextDecoder().decode(component.data));  // JSON in bytes (json_data)
+    const data = componentData(component);
     const root = parentElement.querySelector(".scrubber");
     const state = root.__scrubber || (root.__scrubber = {});
     const els = {

@@ -18,7 +18,7 @@ function loadPoints(d) {
 
 export default function (component) {
     const { parentElement, setStateValue, setTriggerValue } = component;
-    const data = JSON.parse(new TextDecoder().decode(component.data));  // JSON in bytes (json_data)
+    const data = componentData(component);
     const root = parentElement.querySelector(".latent-explorer");
     const state = root.__latent || (root.__latent = {});
     const els = {

@@ -1,6 +1,6 @@
 // The Generate tab of the Semi-supervised page: M2's decoder p(x|y, z) run in the browser
-// (browser_decoder.js, in front of this file, gives fromBase64, ACTIVATIONS, sigmoid, runLayers
-// and drawPixels).
+// (browser_decoder.js, in front of this file, gives componentData, fromBase64, ACTIVATIONS, sigmoid,
+// runLayers and drawPixels).
 // The generator is a list of stages (vae_core.m2.explore.generator_stages): the first takes
 // [z, one-hot y]; a stage with a scatter places its input on some units of a zero vector first
 // (M1+M2: M2 draws M1's code, M1's decoder draws the image); each stage ends with a sigmoid,
@@ -42,7 +42,7 @@ function generate(stages, z, label, numClasses) {
 
 export default function (component) {
     const { parentElement } = component;
-    const data = JSON.parse(new TextDecoder().decode(component.data));  // JSON in bytes (json_data)
+    const data = componentData(component);
     const root = parentElement.querySelector(".style-explorer");
     const state = root.__style || (root.__style = {});
     const els = {
