@@ -39,7 +39,8 @@ page_intro("Latent space", (
      "Click a 7 on the map, then move one slider: which strokes does that one coordinate change?",
      "Show a digit's q(z|x) on the PCA map and draw ε a few times: how far apart do the decoded draws look?"))
 
-if supported(record.model_config):
+in_browser = supported(record.model_config)  # the browser decodes it: an MLP VAE on one-channel images
+if in_browser:
     with st.spinner("Loading the model and its test digits...", show_time=True):
         view = array_model(path)
     if isinstance(view, str):
@@ -54,7 +55,6 @@ else:
         model, ckpt = shown_model(path)
         mu, labels = test_encodings(path)
         test_images = test_set_grey(ckpt)[0]
-in_browser = latent_explorer.supports(model)
 
 
 def torch_model():
