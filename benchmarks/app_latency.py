@@ -1,11 +1,15 @@
-"""App speed in a real browser: cold start to the first interactive page, slider move to new
-decoded image on the Latent space page, and a drawn stroke or an upload to its reconstruction on
-the Reconstruct page (headless Debian Chromium through Playwright).
+"""App speed in a real browser (headless Debian Chromium through Playwright).
+
+By default: cold start to the first interactive page, slider move to a new decoded image on the
+Latent space page, and a drawn stroke or an upload to its reconstruction on the Reconstruct page.
+The other modes (--page-speed, --switches, --cold N, --hover-scrub) are described where their
+code starts below.
 
 The explorer decodes in the browser; each key press also commits the value to the server,
 which reruns the page in the background, as a user's would.
 
     python benchmarks/app_latency.py [--moves 40] [--strokes 15] [--uploads 8]
+    python benchmarks/app_latency.py --switches [--rounds 5]
 
 Each slider move is one ArrowRight key press on the focused z1 slider (each press commits a
 value); its latency is the time from the key press until the decoded image's caption shows
@@ -44,22 +48,42 @@ IMAGE_READY = """(expected) => {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--moves", type=int, default=40)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0].rstrip("."))
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--page-speed", action="store_true",
+                      help="cold starts once, then warm page switches through the sidebar (--rounds)")
+    mode.add_argument("--switches", action="store_true", help="warm page switches only (--rounds)")
+    mode.add_argument("--cold", type=int, metavar="N", help="N cold starts of Home and Latent space, medians")
+    mode.add_argument("--hover-scrub", action="store_true",
+                      help="hover thumbnail, scrubber and style slider moves, timed in the page (--moves)")
+    parser.add_argument("--rounds", type=int, default=5, help="tours of the sidebar (default: 5)")
+    parser.add_argument("--against", type=Path, help="with --cold: another checkout, taking turns with this one")
+    parser.add_argument("--warm-browser", action="store_true",
+                        help="with --cold: one browser that has opened the app before")
+    parser.add_argument("--moves", type=int, default=None, help="slider moves (default: 40; 60 with --hover-scrub)")
     parser.add_argument("--strokes", type=int, default=15)
     parser.add_argument("--uploads", type=int, default=8)
     args = parser.parse_args()
     if chromium_path() is None:
         sys.exit("no chromium found: apt-get install chromium")
-
-    # The browser is started first: a visitor's browser is already running, and its start-up
-    # (about 1.5 s for headless Chromium here) is not the app's.
-    with browser_page() as page:
-        launched = time.perf_counter()
-        with served_app() as (url, healthy_after):
-            measure(page, url, healthy_after, launched, args.moves)
-            measure_drawing(page, url, args.strokes)
-            measure_uploads(page, url, args.uploads)
+    if args.cold:
+        cold_starts(args.cold, args.against.resolve() if args.against else None, args.warm_browser)
+    elif args.page_speed:
+        page_speed(args.rounds)
+    elif args.switches:
+        with browser_page(1024, 768) as page, served_app() as (url, _):
+            warm_switches(page, url, args.rounds)
+    elif args.hover_scrub:
+        hover_and_scrub(args.moves or 60)
+    else:
+        # The browser is started first: a visitor's browser is already running, and its start-up
+        # (about 1.5 s for headless Chromium here) is not the app's.
+        with browser_page() as page:
+            launched = time.perf_counter()
+            with served_app() as (url, healthy_after):
+                measure(page, url, healthy_after, launched, args.moves or 40)
+                measure_drawing(page, url, args.strokes)
+                measure_uploads(page, url, args.uploads)
 
 
 RECONSTRUCTION_CHANGED = """(before) => {
@@ -197,6 +221,7 @@ SHOWN = """(text) => {
     return false;
 }"""
 EXPLORER_TEXT = "decoder mean at z = (0.00, 0.00)"
+EXPLORER_PAGES = ("Home", "Latent space")
 
 
 def _shown(page, text: str) -> None:
@@ -252,8 +277,32 @@ def latent_space_from_cold_home(page, url: str, launched: float) -> None:
           f"once: its heading after {shown:.2f} s, its explorer ready after {done:.2f} s")
 
 
+# Installed before a sidebar click: the click's own time (its event's time stamp) and the first
+# animation frame after it that shows the new page drawn (its heading, its run ended, nothing
+# loading, every chart drawn, every image on screen loaded, the latent explorer drawn where there
+# is one), both on the page's clock, so that no polling interval of the test's waits is counted.
+SWITCH_WATCH = """([title, explorer]) => {
+    window.__switch = null;
+    let clicked = null;
+    document.addEventListener('click', (event) => { clicked = event.timeStamp; }, {capture: true, once: true});
+    const done = () => [...document.querySelectorAll('h1')].some(h => h.innerText.trim() === title)
+        && !!document.querySelector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+        && !document.querySelector('%s')
+        && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(c => c.querySelector('.main-svg'))
+        && [...document.querySelectorAll('img')].every(i => i.complete || i.getBoundingClientRect().top > innerHeight)
+        && (!explorer || [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')].some(
+            host => host.shadowRoot && host.shadowRoot.textContent.includes(explorer)));
+    const frame = (now) => {
+        if (clicked !== null && done()) window.__switch = now - clicked;
+        else requestAnimationFrame(frame);
+    };
+    requestAnimationFrame(frame);
+}""" % LOADING
+
+
 def warm_switches(page, url: str, rounds: int) -> None:
-    """Every page visited once, then `rounds` tours of the sidebar in order."""
+    """Every page visited once, then `rounds` tours of the sidebar in order, each switch timed in
+    the page from the click to the frame that shows the new page with its run ended."""
     names = list(PAGE_TITLES)
     for name in names:  # warm: each page's models and caches loaded once
         page.goto(f"{url}/{PAGE_TITLES[name][0]}")
@@ -265,13 +314,13 @@ def warm_switches(page, url: str, rounds: int) -> None:
     times = {name: [] for name in names}
     for _ in range(rounds):
         for name in names[1:] + names[:1]:
-            t0 = time.perf_counter()
+            page.wait_for_timeout(300)  # the last page's late work (e.g. a component's reply) ends
+            page.evaluate(SWITCH_WATCH, [PAGE_TITLES[name][1], EXPLORER_TEXT if name in EXPLORER_PAGES else None])
             page.get_by_test_id("stSidebar").get_by_role("link", name=name, exact=True).click()
-            _heading(page, PAGE_TITLES[name][1]).wait_for()
-            page.wait_for_timeout(50)  # the run may go on after the heading: wait for its end
+            times[name].append(page.wait_for_function("() => window.__switch", timeout=120_000).json_value() / 1000)
             wait_idle(page)
-            times[name].append(time.perf_counter() - t0)
-    print(f"warm page switch through the sidebar, median (min-max) of {rounds}:")
+    print(f"warm page switch through the sidebar, click to the frame showing the page drawn, "
+          f"median (min-max) of {rounds}:")
     for name, values in times.items():
         print(f"  {name:16s} {statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})")
 
@@ -421,13 +470,4 @@ def hover_and_scrub(moves: int) -> None:
 
 
 if __name__ == "__main__":
-    if "--cold" in sys.argv:
-        cold_starts(int(sys.argv[sys.argv.index("--cold") + 1]),
-                    Path(sys.argv[sys.argv.index("--against") + 1]).resolve() if "--against" in sys.argv else None,
-                    "--warm-browser" in sys.argv)
-    elif "--page-speed" in sys.argv:
-        page_speed(int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5)
-    elif "--hover-scrub" in sys.argv:
-        hover_and_scrub(int(sys.argv[sys.argv.index("--moves") + 1]) if "--moves" in sys.argv else 60)
-    else:
-        main()
+    main()
