@@ -46,7 +46,7 @@ if in_browser:
     if isinstance(view, str):
         st.error(f"This run cannot be shown: {plain(view)}")
         st.stop()
-    model, mu, labels, test_images = view.model, view.mu, view.labels, view.images
+    model, mu, labels, test_digits = view.model, view.mu, view.labels, view.images  # digits read when asked
 else:
     # Not an MLP VAE: loaded with torch, whose first import takes about two seconds on a cold
     # server; the page says so meanwhile instead of staying blank.
@@ -54,7 +54,9 @@ else:
         from ui.models import shown_model, test_encodings, test_set_grey
         model, ckpt = shown_model(path)
         mu, labels = test_encodings(path)
-        test_images = test_set_grey(ckpt)[0]
+
+    def test_digits() -> np.ndarray:
+        return test_set_grey(ckpt)[0]
 
 
 def torch_model():
@@ -180,7 +182,7 @@ if show_posterior:
     with st.spinner("Loading PyTorch for the encoder's draws...", show_time=True):  # ~2 s the first time
         from ui.digit_input import digit_input
         from vae_core.vae.explore import posterior_ellipse, reparameterised_draws
-    digit = digit_input("latent_posterior", test_images, labels, 0, label="Digit",
+    digit = digit_input("latent_posterior", test_digits(), labels, 0, label="Digit",
                         sources=("test digit", "class", "draw", "upload"))
     st.session_state.setdefault("latent_eps_seed", None)
     if st.button("Draw ε ~ N(0, I)", key="latent_draw_eps", disabled=digit is None,
@@ -250,4 +252,4 @@ n = st.select_slider("Grid size", [10, 15, 20, 25], value=15)
 st.image(grid(str(path), state_key(path), dims, None if base is None else tuple(map(float, base)), n),
          caption=f"z{dims[0] + 1} grows to the right, z{dims[1] + 1} upwards")
 if in_browser:
-    latent_explorer.thumbnails(test_images, record.train_config.dataset)
+    latent_explorer.thumbnails(test_digits(), record.train_config.dataset)

