@@ -10,11 +10,10 @@ background.
 
 import threading
 
-import numpy as np
 import streamlit as st
 
 from ui import latent_explorer
-from ui.array_models import array_model
+from ui.array_models import ArrayModel, array_model
 from ui.common import PAGE_ICON, available_runs, plain, run_label, shipped_run, sidebar_run_picker, state_key
 from ui.presentation import presenting
 from vae_core.report import RunSummary, run_summary
@@ -37,9 +36,9 @@ def warm_up() -> threading.Timer:
     return timer
 
 
-def show_explorer() -> tuple[np.ndarray, str] | None:
-    """The shipped 2-D model's explorer, decoding in the browser; returns its test digits and
-    their key for the hover thumbnails' sheet, which is sent last."""
+def show_explorer() -> ArrayModel | None:
+    """The shipped 2-D model's explorer, decoding in the browser; returns the model, whose test
+    digits make the hover thumbnails' sheet, which is sent last."""
     run = shipped_run(HOME_MODEL)
     if run is None:
         st.info("The shipped 2-D model is missing: pick a model in the sidebar and open **Latent space**.")
@@ -53,10 +52,8 @@ def show_explorer() -> tuple[np.ndarray, str] | None:
                                     projection, (0, 1), None, (0.0, 0.0), ("z1", "z2"), key="home_explorer",
                                     thumbnails=loaded.dataset)
     st.caption(f"{run_label(run)}: {len(loaded.labels):,} test digits encoded to their posterior means.")
-    return loaded.images, loaded.dataset
+    return loaded
 
-
-sidebar_run_picker()  # the home page needs no model, nor torch, until the explorer
 
 st.title("VAE Explorer")
 st.markdown(
@@ -66,8 +63,12 @@ st.markdown(
 
 # The explorer and the steps side by side (a 1400 px screen leaves the page about 940 px), the
 # steps wrapping below the explorer on a narrower one (a projector at 1024 px leaves about 560).
+# The explorer is sent first, then the steps and the sidebar: on a cold server the browser is
+# still loading Streamlit's own scripts, and whatever arrives with the explorer delays it.
 row = st.container(horizontal=True, gap="medium")
-explorer_box = row.container(width=620)  # the explorer's image and map side by side
+with row.container(width=620):  # the explorer's image and map side by side
+    with st.spinner("Loading the 2-D model...", show_time=True):
+        shown = show_explorer()
 with row.container(width=260 if not presenting() else 420):
     st.subheader("Start here")
     st.markdown(
@@ -82,31 +83,33 @@ with row.container(width=260 if not presenting() else 420):
     st.page_link("pages/1_Train.py", label="Train a model", icon=":material/model_training:")
     st.page_link("pages/2_Latent_space.py", label="The full latent space page", icon=":material/scatter_plot:")
 
-# The explorer is sent before the rest of the page, so that the browser draws it first.
-with explorer_box:
-    with st.spinner("Loading the 2-D model and its test digits...", show_time=True):
-        shown_digits = show_explorer()
+sidebar_run_picker()  # the home page needs no model from it
 
-with st.expander("The maths: the evidence lower bound (ELBO) and the reparameterisation trick"):
-    st.markdown(
-        "A variational autoencoder (Kingma & Welling 2013) learns a generative model "
-        "p(x, z) = p(z) p(x|z) of images together with an *encoder* q(z|x) that approximates the "
-        "posterior over the latent code z. Both are trained at once by maximising the "
-        "**evidence lower bound** (ELBO) on log p(x):")
-    # Two lines, so that the bound fits a projector's narrow page.
-    st.latex(r"\begin{aligned}\log p_\theta(x) \;\ge\; \mathcal{L}(\theta,\phi;x) \;=\;& "
-             r"\underbrace{\mathbb{E}_{q_\phi(z|x)}\big[\log p_\theta(x|z)\big]}_{\text{reconstruction}}\\"
-             r"&-\;\underbrace{D_{KL}\big(q_\phi(z|x)\,\|\,p(z)\big)}_{\text{KL to the prior } \mathcal{N}(0,I)}"
-             r"\end{aligned}")
-    st.markdown(
-        "The expectation is estimated with samples of z, and to let gradients flow through the "
-        "sampling the paper writes z as a deterministic function of the encoder's output and "
-        "independent noise: the **reparameterisation trick**.")
-    st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x) \odot \epsilon, \qquad \epsilon \sim \mathcal{N}(0, I)")
-    st.markdown(
-        "With a Gaussian posterior the KL term has a closed form (the paper's estimator B), "
-        r"$-D_{KL} = \tfrac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)$, "
-        "so only the reconstruction term needs sampling. All numbers in this app are in nats per image.")
+# The maths runs only when opened: its equations need KaTeX's scripts, which a first visit would
+# otherwise load before the explorer is drawn.
+maths = st.expander("The maths: the evidence lower bound (ELBO) and the reparameterisation trick",
+                    key="home_maths", on_change="rerun")
+if maths.open:
+    with maths:
+        st.markdown(
+            "A variational autoencoder (Kingma & Welling 2013) learns a generative model "
+            "p(x, z) = p(z) p(x|z) of images together with an *encoder* q(z|x) that approximates the "
+            "posterior over the latent code z. Both are trained at once by maximising the "
+            "**evidence lower bound** (ELBO) on log p(x):")
+        # Two lines, so that the bound fits a projector's narrow page.
+        st.latex(r"\begin{aligned}\log p_\theta(x) \;\ge\; \mathcal{L}(\theta,\phi;x) \;=\;& "
+                 r"\underbrace{\mathbb{E}_{q_\phi(z|x)}\big[\log p_\theta(x|z)\big]}_{\text{reconstruction}}\\"
+                 r"&-\;\underbrace{D_{KL}\big(q_\phi(z|x)\,\|\,p(z)\big)}_{\text{KL to the prior } \mathcal{N}(0,I)}"
+                 r"\end{aligned}")
+        st.markdown(
+            "The expectation is estimated with samples of z, and to let gradients flow through the "
+            "sampling the paper writes z as a deterministic function of the encoder's output and "
+            "independent noise: the **reparameterisation trick**.")
+        st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x) \odot \epsilon, \qquad \epsilon \sim \mathcal{N}(0, I)")
+        st.markdown(
+            "With a Gaussian posterior the KL term has a closed form (the paper's estimator B), "
+            r"$-D_{KL} = \tfrac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)$, "
+            "so only the reconstruction term needs sampling. All numbers in this app are in nats per image.")
 
 # In presentation mode the overview folds away with the maths, leaving the explorer on screen.
 overview = st.expander("What to explore, and the models") if presenting() else st.container()
@@ -159,6 +162,6 @@ if m2_rows:
     overview.markdown("Semi-supervised models (M2, M1+M2):")
     overview.markdown(markdown_table(m2_rows))
 
-if shown_digits is not None:
-    latent_explorer.thumbnails(*shown_digits)
+if shown is not None:
+    latent_explorer.thumbnails(shown.images(), shown.dataset)
 warm_up()

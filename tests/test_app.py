@@ -26,6 +26,10 @@ SHIPPED_20D = "mnist-mlp-z20 (shipped)"
 def test_home_explains_the_elbo_and_lists_the_shipped_models():
     at = open_page()
     assert not at.exception and not errors(at)
+    assert not at.get("latex")  # the maths runs when opened: no KaTeX before the explorer
+    at.session_state["home_maths"] = True  # opened
+    at.run()
+    assert not at.exception and not errors(at)
     latex = " ".join(e.value for e in at.get("latex"))
     assert r"\log p_\theta(x)" in latex and r"\epsilon \sim \mathcal{N}(0, I)" in latex
     tables = texts(at)
@@ -535,7 +539,8 @@ def test_home_opens_on_the_explorer_of_the_shipped_2d_model_with_steps_and_folde
     z = np.array([0.4, -1.1], dtype=np.float32)
     np.testing.assert_allclose(decode_like_the_browser(data, z), explore.decode(model, z[None])[0], atol=1e-5)
     assert [s.value for s in at.subheader][:1] == ["Start here"]
-    maths = at.expander[0]
+    at.session_state["home_maths"] = True  # the maths opened
+    maths = at.run().expander[0]
     assert maths.label.startswith("The maths") and any(r"\log p_\theta(x)" in e.value for e in maths.latex)
     # The shipped 2-D model stays on Home whatever the sidebar picks.
     at.sidebar.selectbox[0].select(SHIPPED_20D).run()
@@ -584,7 +589,7 @@ def test_home_and_latent_space_draw_without_importing_torch(page, runs):
 
 
 @pytest.mark.parametrize("problem", ["unreadable", "other images"])
-def test_homes_explorer_gives_a_message_when_the_shipped_model_cannot_be_shown(monkeypatch, problem):
+def test_homes_explorer_gives_a_message_when_the_shipped_model_cannot_be_shown(monkeypatch, tmp_path, problem):
     import streamlit as st
     from ui import array_models
     from vae_core.store import CheckpointError
@@ -592,7 +597,8 @@ def test_homes_explorer_gives_a_message_when_the_shipped_model_cannot_be_shown(m
         def unreadable(path):
             raise CheckpointError(ROOT / "checkpoints" / "mnist-mlp-z2", "weights.safetensors is truncated")
         monkeypatch.setattr(array_models, "read_mlp", unreadable)
-    else:  # a dataset whose images are not the model's size
+    else:  # a dataset whose images are not the model's size (read from no file: no kept codes)
+        monkeypatch.setenv("VAE_DATA_ROOT", str(tmp_path))
         monkeypatch.setattr(array_models, "test_arrays",
                             lambda name: (np.zeros((5, 14, 14), np.float32), np.arange(5)))
     st.cache_resource.clear()

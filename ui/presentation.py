@@ -50,10 +50,8 @@ def presentation_toggle() -> bool:
     """The sidebar's toggle; every page draws it (through `ui.common.sidebar_navigation`). The
     choice lives in the session, so it lasts across page switches (a page link drops the URL's
     query), and the URL mirrors it so that the address opens the app the same way."""
-    if ON not in st.session_state:  # a new session: as the address says
-        st.session_state[ON] = st.query_params.get(KEY, "").strip().lower() in ("true", "1", "yes", "on")
     on = st.sidebar.toggle(
-        "Presentation mode", value=st.session_state[ON], key=TOGGLE, on_change=_flip,
+        "Presentation mode", value=presenting(), key=TOGGLE, on_change=_flip,
         help="Large text, images and charts for a projector, with the explanations folded away. "
              "Add ?present=true to the address to open the app this way.")
     if on and st.query_params.get(KEY) != "true":
@@ -66,8 +64,11 @@ def presentation_toggle() -> bool:
 
 
 def presenting() -> bool:
-    """Whether this run is in presentation mode."""
-    return bool(st.session_state.get(ON, False))
+    """Whether this run is in presentation mode: in a new session, as the address says (a page
+    may draw its main part before the sidebar's toggle)."""
+    if ON not in st.session_state:
+        st.session_state[ON] = st.query_params.get(KEY, "").strip().lower() in ("true", "1", "yes", "on")
+    return bool(st.session_state[ON])
 
 
 def chart(fig: go.Figure) -> go.Figure:
