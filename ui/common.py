@@ -18,6 +18,7 @@ from vae_core.jobs import JobManager
 from vae_core.report import run_summary
 from vae_core.store import RunInfo, RunRecord, list_runs, run_fingerprint, runs_fingerprint, shown
 
+from . import PAGE_ICON  # noqa: F401 (the pages take it from here)
 from .presentation import presentation_toggle, presenting
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,9 +26,6 @@ SHIPPED = ROOT / "checkpoints"
 RUNS = Path(os.environ.get("VAE_EXPLORER_RUNS", ROOT / "runs"))
 DEFAULT_RUNS = {"vae": "mnist-mlp-z2", "m2": "mnist-m2"}
 PICKED = "picked_run"  # session key (per model kind) that carries the chosen run across pages
-# The browser tab's icon, served by the app itself: a Material icon or an emoji would be fetched
-# from a font server or a CDN, which fails offline.
-PAGE_ICON = ROOT / "ui" / "favicon.png"
 # Narrower cell padding than Streamlit's (12 px a side), so that a table of seven or eight
 # columns fits a projector's narrow page (about 560 px at 1024 px with the sidebar open).
 PAGE_CSS = """<style>
