@@ -18,9 +18,18 @@ st.markdown(
     "A variational autoencoder learns to squeeze every image of a digit into a short code z, and "
     "to draw a digit back from any code. The model below keeps only **two numbers** per digit, so "
     "its whole space of codes is a map you can walk on.")
+# The explorer and the steps side by side (a 1400 px screen leaves the page about 940 px), the
+# steps wrapping below the explorer on a narrower one (a projector at 1024 px leaves about 560).
+row = st.container(horizontal=True, gap="medium")
+explorer_slot = row.container(width=620).empty()  # the explorer's image and map side by side
+if "home_visited" not in st.session_state:  # a new visitor, whose browser may load scripts first
+    st.session_state["home_visited"] = True
+    with explorer_slot:  # a bare component: its scripts load while the server imports and reads
+        st.components.v2.component("script_preload", html="<span hidden></span>",
+                                   js="export default function () {}")(key="script_preload")
 
 # The page's own modules are imported after its first lines are sent: on a cold server their
-# import (0.2-0.4 s) then runs while the browser draws the title, instead of before it.
+# import (0.2-0.4 s) then runs while the browser draws the title and loads a component's scripts.
 import threading  # noqa: E402
 
 from ui import latent_explorer  # noqa: E402
@@ -64,12 +73,9 @@ def show_explorer() -> ArrayModel | None:
     return loaded
 
 
-# The explorer and the steps side by side (a 1400 px screen leaves the page about 940 px), the
-# steps wrapping below the explorer on a narrower one (a projector at 1024 px leaves about 560).
 # The explorer is sent first, then the steps and the sidebar: on a cold server the browser is
 # still loading Streamlit's own scripts, and whatever arrives with the explorer delays it.
-row = st.container(horizontal=True, gap="medium")
-with row.container(width=620):  # the explorer's image and map side by side
+with explorer_slot.container():
     with st.spinner("Loading the 2-D model...", show_time=True):
         shown = show_explorer()
 with row.container(width=260 if not presenting() else 420):
