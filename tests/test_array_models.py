@@ -5,27 +5,18 @@ damaged, foreign or stale file is computed again, and a folder that cannot be wr
 import numpy as np
 import pytest
 import streamlit as st
-import torch
 
+from test_arrays import saved
 from test_data import write_idx
 from ui import array_models
-from vae_core.checkpoints import save_checkpoint
-from vae_core.config import ModelConfig, TrainConfig
-from vae_core.registry import build_record
-from vae_core.store import RunRecord
+from vae_core.config import ModelConfig
 from vae_core.vae.arrays import read_mlp
 
 CONFIG = ModelConfig(latent_dim=2, hidden_dim=16)
 
 
 def save_run(run_dir, seed: int) -> None:
-    torch.manual_seed(seed)
-    record = RunRecord(run_dir, "vae", CONFIG, TrainConfig(dataset="mnist"), {"epochs": [], "summary": {}})
-    model = build_record(record)
-    for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.3)
-    save_checkpoint(run_dir, kind="vae", model_config=CONFIG, train_config=record.train_config,
-                    weights=model.state_dict(), history=record.history)
+    saved(run_dir, CONFIG, seed, dataset="mnist")
 
 
 @pytest.fixture

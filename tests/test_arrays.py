@@ -26,10 +26,10 @@ CONFIGS = [ModelConfig(latent_dim=2, hidden_dim=16),
            ModelConfig(latent_dim=5, hidden_dim=12, hidden_layers=2, activation="softplus")]
 
 
-def saved(run_dir, config: ModelConfig, seed: int = 0):
+def saved(run_dir, config: ModelConfig, seed: int = 0, dataset: str = "synthetic"):
     """A run of `config` with random weights (of a trained model's size), saved as training saves it."""
     torch.manual_seed(seed)
-    record = RunRecord(run_dir, "vae", config, TrainConfig(dataset="synthetic"), {"epochs": [], "summary": {}})
+    record = RunRecord(run_dir, "vae", config, TrainConfig(dataset=dataset), {"epochs": [], "summary": {}})
     model = build(record)
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.3)
