@@ -104,7 +104,7 @@ def _read(path: str, key: str) -> ArrayModel | str:
     dataset = record.train_config.dataset
     file = _codes_file(path, dataset)
     kept = None if file is None else _read_codes(file, arrays.config.latent_dim)
-    if kept is not None:
+    if kept is not None:  # written only after the digits passed `data_mismatch`, for these very files
         return ArrayModel(arrays, dataset, kept[1], kept[0], record)
     images, labels = _test_digits(dataset, record)
     problem = data_mismatch(record, images, labels)
