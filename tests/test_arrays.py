@@ -16,7 +16,7 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.registry import build_record as build, load_model
 from vae_core.store import CheckpointError, RunRecord, state_folder
 from vae_core.vae.arrays import expected_weights, read_mlp
-from vae_core.vae.explore import encode, manifold_grid, mean_decoder_layers
+from vae_core.vae.explore import encode, manifold_grid
 from vae_core.vae.grid import gaussian_quantiles, grid_points, tile
 from test_checkpoints import _rewrite_config
 
@@ -45,7 +45,13 @@ def test_the_arrays_are_the_models_weights_and_encode_as_it_does(tmp_path, confi
     model = saved(tmp_path / "run", config)
     arrays, read = read_mlp(tmp_path / "run")
     assert read.model_config == config
-    for (w, b), (tw, tb) in zip(arrays.decoder, mean_decoder_layers(model), strict=True):
+    # The decoder's mean, read from the torch model's own Linear modules: a Gaussian decoder's last
+    # layer keeps only the mean's rows (its output stacks mean and log-variance).
+    linears = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    pixels = config.image_height * config.image_width
+    layers = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linears]
+    layers[-1] = (layers[-1][0][:pixels], layers[-1][1][:pixels])
+    for (w, b), (tw, tb) in zip(arrays.decoder, layers, strict=True):
         np.testing.assert_array_equal(w, tw)
         np.testing.assert_array_equal(b, tb)
     images = np.random.default_rng(0).random((50, 28, 28), dtype=np.float32)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..vae.explore import mean_decoder_layers
+from ..vae.arrays import ACTIVATIONS, mean_decoder
 from ..vae.model import VAE
 from .model import M2
 from .objective import class_bounds
@@ -102,11 +102,9 @@ def generator_stages(model: M2, m1: VAE | None = None) -> list[dict]:
         raise ValueError("an M1+M2 model draws through M1: pass its M1 VAE")
     units = list(model.config.input_units or range(m1.config.latent_dim))
     return [{"layers": layers, "activation": model.config.activation, "output": "none", "scatter": None},
-            {"layers": mean_decoder_layers(m1), "activation": m1.config.activation, "output": "sigmoid",
+            {"layers": mean_decoder(m1), "activation": m1.config.activation, "output": "sigmoid",
              "scatter": (units, m1.config.latent_dim)}]
 
-
-_NUMPY_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "softplus": lambda v: np.logaddexp(0, v)}
 
 
 def run_generator(stages: list[dict], label: int, z, num_classes: int) -> np.ndarray:
@@ -118,7 +116,7 @@ def run_generator(stages: list[dict], label: int, z, num_classes: int) -> np.nda
             placed = np.zeros(size, np.float32)
             placed[units] = x
             x = placed
-        act = _NUMPY_ACTIVATIONS[stage["activation"]]
+        act = ACTIVATIONS[stage["activation"]]
         for i, (weight, bias) in enumerate(stage["layers"]):
             x = weight @ x + bias
             if i < len(stage["layers"]) - 1:

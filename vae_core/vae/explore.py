@@ -28,22 +28,6 @@ def decode(model: VAE, z) -> np.ndarray:
     return model.mean_image(_tensor(model, z).reshape(-1, model.config.latent_dim))[:, 0].cpu().numpy()
 
 
-def mean_decoder_layers(model: VAE) -> list[tuple[np.ndarray, np.ndarray]]:
-    """An MLP decoder's mean as its affine layers in order, (weight (out, in), bias (out,))
-    float32: the activation runs between them and a sigmoid after the last. For a Gaussian
-    decoder the last layer keeps only the mean's rows (its output stacks mean and log-variance)."""
-    linears = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
-    pixels = model.config.image_height * model.config.image_width
-    layers = []
-    for i, linear in enumerate(linears):
-        weight = linear.weight.detach().cpu().numpy().astype(np.float32)
-        bias = linear.bias.detach().cpu().numpy().astype(np.float32)
-        if i == len(linears) - 1:
-            weight, bias = weight[:pixels], bias[:pixels]
-        layers.append((weight, bias))
-    return layers
-
-
 def manifold_grid(model: VAE, n: int = 15, dims: tuple[int, int] = (0, 1), base=None) -> np.ndarray:
     """Decode an n x n grid over the Gaussian quantiles of two latent dimensions, tiled into one
     image (n*H, n*W); z_dims[0] grows left to right, z_dims[1] bottom to top (AEVB Fig. 4)."""
