@@ -2,6 +2,8 @@
 disk, so that a cold server sends an explorer without reading and encoding the test set; a
 damaged, foreign or stale file is computed again, and a folder that cannot be written is skipped."""
 
+import os
+
 import numpy as np
 import pytest
 import streamlit as st
@@ -56,10 +58,13 @@ def test_codes_are_kept_and_read_back_without_the_test_digits(setting, monkeypat
     assert list(first.labels) == [i % 10 for i in range(40)]
     assert len(kept_files(data)) == 1
 
+    (file,) = kept_files(data)
+    os.utime(file, ns=(10**18, 10**18))  # long ago
     st.cache_resource.clear()  # a new server
     monkeypatch.setattr(array_models, "test_arrays", no_digits)
     again = array_models.array_model(run)
     assert np.array_equal(again.mu, first.mu) and np.array_equal(again.labels, first.labels)
+    assert file.stat().st_mtime_ns > 10**18  # marked as used, the last to be removed
     with pytest.raises(AssertionError, match="test digits were read"):
         again.images()  # the digits only when a page asks for them
 
@@ -107,3 +112,16 @@ def test_a_folder_that_cannot_be_written_is_skipped(setting):
     (data / array_models.CODES_FOLDER).write_text("a file where the folder would be")
     shown = array_models.array_model(run)
     assert np.allclose(shown.mu, expected_codes(run, data), atol=1e-6)
+
+
+def test_only_the_most_recently_used_codes_are_kept(setting, monkeypatch):
+    data, run = setting
+    monkeypatch.setattr(array_models, "KEPT_CODES", 3)
+    folder = data / array_models.CODES_FOLDER
+    folder.mkdir()
+    for i in range(4):  # older files of other runs, the first used last
+        (folder / f"other{i}.npz").write_bytes(b"")
+        os.utime(folder / f"other{i}.npz", ns=(10**18, 10**18 + (10 if i == 0 else i)))  # long ago
+    array_models.array_model(run)
+    names = {f.name for f in kept_files(data)}
+    assert len(names) == 3 and {"other0.npz", "other3.npz"} <= names  # the new file and the two last used

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from vae_core.store import RunRecord
 
 CODES_FOLDER = "codes"
+KEPT_CODES = 32  # files kept, the most recently used: 0.1-0.9 MB each for 10,000 digits
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,16 @@ def _read_codes(file: Path, latent_dim: int) -> tuple[np.ndarray, np.ndarray] | 
     if (mu.dtype != np.float32 or mu.ndim != 2 or mu.shape[1] != latent_dim or len(mu) == 0
             or labels.dtype != np.int64 or labels.shape != mu.shape[:1] or not np.isfinite(mu).all()):
         return None
+    try:
+        os.utime(file)  # used: the last to be removed
+    except OSError:
+        pass
     return mu, labels
 
 
 def _write_codes(file: Path, mu: np.ndarray, labels: np.ndarray) -> None:
-    """Keep the codes (written whole or not at all); a folder that cannot be written is skipped."""
+    """Keep the codes (written whole or not at all), and only the KEPT_CODES most recently used
+    files; a folder that cannot be written is skipped."""
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
@@ -91,6 +97,9 @@ def _write_codes(file: Path, mu: np.ndarray, labels: np.ndarray) -> None:
         except BaseException:
             os.unlink(temporary)
             raise
+        kept = sorted(file.parent.glob("*.npz"), key=lambda f: f.stat().st_mtime_ns, reverse=True)
+        for old in kept[KEPT_CODES:]:
+            old.unlink()
     except OSError:
         pass
 
