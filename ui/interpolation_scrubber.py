@@ -10,7 +10,6 @@ page in headless Chromium).
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import streamlit as st
 from vae_core.vae.projection import Projection
 
 from .common import state_key
-from .latent_explorer import DECODER_JS, LEGEND_CSS, LEGEND_HTML, MAP_JS, decoder_payload, json_data, supports
+from .latent_explorer import DECODER_JS, LEGEND_CSS, LEGEND_HTML, MAP_JS, b64, decoder_payload, json_data, supports
 from .presentation import BODY_PX, presenting
 
 _HERE = Path(__file__).resolve().parent
@@ -60,15 +59,11 @@ _component = st.components.v2.component(
     js="\n".join([DECODER_JS, MAP_JS, (_HERE / "interpolation_scrubber.js").read_text(encoding="utf-8")]))
 
 
-def _b64(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array, dtype=np.float32).tobytes()).decode("ascii")
-
-
 def path_map(points: np.ndarray, labels: np.ndarray, path: np.ndarray, projection: Projection,
              titles: tuple[str, str]) -> dict:
     """The scrubber's map: test codes `points` (N, 2) already projected, coloured by `labels`, the
     projected `path` (S, 2), and the linear `projection` by which the browser places z(t)."""
-    return {"points": _b64(points), "labels": base64.b64encode(np.asarray(labels, np.uint8).tobytes()).decode("ascii"),
+    return {"points": b64(points, np.float32), "labels": b64(labels, np.uint8),
             "path": np.asarray(path, float).tolist(), "projection_mean": np.asarray(projection.mean, float).tolist(),
             "projection_components": np.asarray(projection.components, float).ravel().tolist(),
             "titles": list(titles), "size": 520 if presenting() else 420,
@@ -87,5 +82,5 @@ def interpolation_scrubber(model, run: Path, z_a: np.ndarray, z_b: np.ndarray, x
         raise ValueError(f"unknown interpolation {method!r}")
     data = {**decoder_payload(model, state_key(run)),
             "z_a": np.asarray(z_a, float).tolist(), "z_b": np.asarray(z_b, float).tolist(),
-            "x_a": _b64(x_a), "x_b": _b64(x_b), "method": method, "t": float(t), "map": map_data}
+            "x_a": b64(x_a, np.float32), "x_b": b64(x_b, np.float32), "method": method, "t": float(t), "map": map_data}
     _component(key=key, data=json_data(data))

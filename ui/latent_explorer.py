@@ -113,8 +113,9 @@ def supports(model) -> bool:
     return supported(model.config)
 
 
-def _b64(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+def b64(array: np.ndarray, dtype=None) -> str:
+    """An array's bytes (as `dtype` when given) in base64, as browser_decoder.js `fromBase64` reads them."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -124,7 +125,7 @@ def decoder_payload(_model, model_key: str) -> dict:
     the last (Bernoulli logits, or the Gaussian mean as `VAE.decode` makes it). For a Gaussian
     decoder only the mean's half of the output layer is sent (the image shown is the mean)."""
     c = _model.config
-    layers = [{"weight": _b64(weight), "bias": _b64(bias), "in": int(weight.shape[1]), "out": int(weight.shape[0])}
+    layers = [{"weight": b64(weight), "bias": b64(bias), "in": int(weight.shape[1]), "out": int(weight.shape[0])}
               for weight, bias in mean_decoder(_model)]
     return {"layers": layers, "latent_dim": c.latent_dim, "activation": c.activation,
             "height": c.image_height, "width": c.image_width, "model_key": model_key}
@@ -182,8 +183,8 @@ def latent_explorer(model, model_key: str, points: np.ndarray, labels: np.ndarra
     linear = projection is not None
     data = {
         **decoder_payload(model, model_key),
-        "points": _b64(points.astype(np.float32)), "labels": _b64(labels.astype(np.uint8)),
-        "point_indices": _b64(np.asarray(point_indices, dtype=np.int32)),
+        "points": b64(points, np.float32), "labels": b64(labels, np.uint8),
+        "point_indices": b64(point_indices, np.int32),
         "points_key": f"{model_key}:{dims}:{len(points)}:{'linear' if linear else 'map'}",
         "linear": linear,
         "projection_mean": (projection.mean if linear else np.zeros(latent_dim)).tolist(),

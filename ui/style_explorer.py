@@ -9,7 +9,6 @@ so the server is not asked again while they move.
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import streamlit as st
 
 from vae_core.m2.explore import generator_stages
 
-from .latent_explorer import json_data
+from .latent_explorer import b64, json_data
 from .presentation import BODY_PX, presenting
 
 _HERE = Path(__file__).resolve().parent
@@ -58,14 +57,10 @@ RANGE = (-3.0, 3.0)  # the sliders' range: most of the prior N(0, 1)'s mass
 STEP = 0.1
 
 
-def _b64(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array, dtype=np.float32).tobytes()).decode("ascii")
-
-
 @st.cache_data(show_spinner=False, max_entries=4)
 def generator_payload(_model, _m1, model_key: str) -> dict:
     """The generator's stages as the browser takes them (weights base64 float32, row-major)."""
-    stages = [{"layers": [{"weight": _b64(w), "bias": _b64(b), "in": int(w.shape[1]), "out": int(w.shape[0])}
+    stages = [{"layers": [{"weight": b64(w, np.float32), "bias": b64(b, np.float32), "in": int(w.shape[1]), "out": int(w.shape[0])}
                           for w, b in stage["layers"]],
                "activation": stage["activation"], "output": stage["output"],
                "scatter": None if stage["scatter"] is None else {"units": [int(u) for u in stage["scatter"][0]],

@@ -106,7 +106,6 @@ def generator_stages(model: M2, m1: VAE | None = None) -> list[dict]:
              "scatter": (units, m1.config.latent_dim)}]
 
 
-
 def run_generator(stages: list[dict], label: int, z, num_classes: int) -> np.ndarray:
     """What `generator_stages` describe, in numpy: the flat mean image for one class and style."""
     x = np.concatenate([np.asarray(z, np.float32), np.eye(num_classes, dtype=np.float32)[label]])
