@@ -119,7 +119,7 @@ def _read(path: str, key: str) -> ArrayModel | str:
     problem = data_mismatch(record, images, labels)
     if problem:
         return problem
-    mu = arrays.encode_mean(images).astype(np.float32)
+    mu = arrays.encode_mean(images)  # float32
     labels = np.asarray(labels, np.int64)
     if file is not None:
         _write_codes(file, mu, labels)

@@ -101,9 +101,10 @@ def test_source(name: str, root: str | Path | None = None) -> tuple | None:
     if found is None:
         return None
     try:
-        return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in found[1])
+        stats = [(f, f.stat()) for f in found[1]]
     except OSError:
         return None
+    return tuple((str(f), s.st_size, s.st_mtime_ns) for f, s in stats)
 
 
 def test_arrays(name: str, root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray] | None:
